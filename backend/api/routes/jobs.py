@@ -1,0 +1,96 @@
+"""Jobs over REST: submit, poll, list, cancel."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Response
+
+from backend.api.deps import ApiKeyDep, CeleryDep, SessionDep
+from backend.errors import InvalidInputError
+from backend.jobs import repository as repo
+from backend.jobs import service
+from backend.jobs.kinds import all_kinds
+from backend.jobs.schemas import JobCreate, JobKindOut, JobOut, JobPage, JobState
+
+router = APIRouter(prefix="/jobs", tags=["jobs"])
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        max_length=128,
+        description="repeat a request with the same key to get the same job back",
+    ),
+]
+
+
+@router.post("", status_code=202, response_model=JobOut, dependencies=[ApiKeyDep])
+def submit_job(
+    body: JobCreate,
+    response: Response,
+    session: SessionDep,
+    celery: CeleryDep,
+    idempotency_key: IdempotencyKey = None,
+) -> JobOut:
+    """Submit a job; returns 202 with its Location. Poll GET /jobs/{id} until it ends."""
+    job, created = service.create(session, body.kind, body.params, idempotency_key)
+    session.commit()  # the row exists before any worker can see the task
+    if created:
+        try:
+            service.dispatch(session, celery, job)
+        finally:
+            session.commit()
+    response.headers["Location"] = f"/api/v1/jobs/{job.id}"
+    if not created:
+        response.status_code = 200
+    session.refresh(job)
+    return service.to_out(job)
+
+
+@router.get("/kinds", response_model=list[JobKindOut])
+def list_kinds() -> list[JobKindOut]:
+    """The job kinds this server accepts, with the JSON schema of their params."""
+    return [
+        JobKindOut(
+            name=k.name, description=k.description, params_schema=k.params_model.model_json_schema()
+        )
+        for k in all_kinds().values()
+    ]
+
+
+@router.get("", response_model=JobPage)
+def list_jobs(
+    session: SessionDep,
+    kind: str | None = None,
+    state: JobState | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: str | None = None,
+) -> JobPage:
+    """List jobs, newest first; pass next_cursor back as cursor for the next page."""
+    if kind is not None and kind not in all_kinds():
+        raise InvalidInputError(f"unknown job kind {kind!r}; known kinds: {', '.join(all_kinds())}")
+    before = service.decode_cursor(cursor) if cursor else None
+    jobs = repo.page(session, kind=kind, state=state, limit=limit + 1, before_id=before)
+    items = [service.to_out(j, with_stages=False) for j in jobs[:limit]]
+    next_cursor = service.encode_cursor(jobs[limit - 1].id) if len(jobs) > limit else None
+    return JobPage(items=items, next_cursor=next_cursor)
+
+
+@router.get("/{job_id}", response_model=JobOut, responses={404: {"description": "no such job"}})
+def get_job(job_id: int, session: SessionDep) -> JobOut:
+    """One job: state, progress, stages with durations, and the result or error."""
+    return service.to_out(service.get_or_404(session, job_id))
+
+
+@router.post(
+    "/{job_id}/cancel",
+    response_model=JobOut,
+    dependencies=[ApiKeyDep],
+    responses={404: {"description": "no such job"}, 409: {"description": "already ended"}},
+)
+def cancel_job(job_id: int, session: SessionDep, celery: CeleryDep) -> JobOut:
+    """Cancel a queued job now, or ask a running one to stop at its next checkpoint."""
+    service.cancel(session, celery, job_id)
+    session.commit()
+    return service.to_out(service.get_or_404(session, job_id))

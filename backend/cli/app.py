@@ -1,0 +1,69 @@
+"""Top-level command tree. Each group lives in its own module."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+
+from backend.cli import db, demo, jobs
+from backend.config import get_settings
+
+app = typer.Typer(
+    name="recflow",
+    help="Recflow: recommendation pipelines as jobs (ingest, train, validate, A/B, serve).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(jobs.app, name="jobs")
+app.add_typer(db.app, name="db")
+app.command("demo")(demo.demo)
+
+
+@app.command()
+def api(
+    host: str = typer.Option("127.0.0.1", help="address to bind"),
+    port: int = typer.Option(8000, help="port to bind"),
+    workers: int = typer.Option(1, min=1, help="API worker processes"),
+    reload: bool = typer.Option(False, help="reload on code changes (development)"),
+) -> None:
+    """Start the HTTP API (uvicorn)."""
+    import uvicorn
+
+    get_settings().ensure_dirs()
+    uvicorn.run(
+        "backend.api.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        reload=reload,
+        log_level="info",
+    )
+
+
+@app.command()
+def worker(
+    concurrency: int = typer.Option(2, min=1, help="worker processes"),
+    pool: str = typer.Option("prefork", help="Celery pool: prefork, solo or threads"),
+    loglevel: str = typer.Option("INFO"),
+) -> None:
+    """Start a Celery worker that runs jobs."""
+    get_settings().ensure_dirs()
+    args = [
+        sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker",
+        "-Q", "recflow", "-c", str(concurrency), "-P", pool, "--loglevel", loglevel, "-E",
+    ]  # fmt: skip
+    os.execv(sys.executable, args)
+
+
+@app.command()
+def flower(port: int = typer.Option(5555, help="port for the Flower UI")) -> None:
+    """Start Flower to watch the workers (it sees them when the broker is Redis)."""
+    args = [
+        sys.executable, "-m", "celery", "-A", "workers.celery_app", "flower",
+        f"--port={port}", "--address=127.0.0.1",
+    ]  # fmt: skip
+    os.execv(sys.executable, args)

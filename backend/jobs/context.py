@@ -1,0 +1,42 @@
+"""What a job's domain code may ask of the platform while it runs."""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from backend.config import Settings
+
+
+class JobCancelled(Exception):
+    """Raised inside a job when a user asked to cancel it."""
+
+
+class TransientJobError(Exception):
+    """A failure worth retrying (a service briefly unreachable). Anything else fails the job."""
+
+
+@dataclass
+class StageRecord:
+    """Mutable while the stage runs; the timer writes it to ``job_stages`` when it ends."""
+
+    name: str
+    rows_in: int | None = None
+    rows_out: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class JobContext(Protocol):
+    job_id: int
+    settings: Settings
+
+    def stage(
+        self, name: str, *, rows_in: int | None = None
+    ) -> AbstractContextManager[StageRecord]: ...
+
+    def progress(self, fraction: float, message: str = "") -> None:
+        """Report progress in [0, 1]; raises JobCancelled when a cancel was requested."""
+        ...
+
+    def check_cancelled(self) -> None: ...

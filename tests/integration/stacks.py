@@ -1,0 +1,57 @@
+"""The two stacks the integration suite runs on: embedded defaults, and the real services."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlalchemy import create_engine, text
+
+from backend.cli.stack import Stack, running_stack
+from backend.config import Settings
+from backend.db.migrate import upgrade
+from tests.conftest import service_env
+
+
+def reset_postgres(url: str) -> None:
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("DROP SCHEMA public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+
+
+def stack_env(kind: str, data_dir: Path) -> dict[str, str]:
+    env = {"RECFLOW_DATA_DIR": str(data_dir)}
+    if kind == "services":
+        redis = service_env("RECFLOW_REDIS_URL").rsplit("/", 1)[0]
+        env.update(
+            RECFLOW_ENV="production",
+            RECFLOW_DATABASE_URL=service_env("RECFLOW_TEST_DATABASE_URL"),
+            RECFLOW_BROKER_URL=f"{redis}/5",
+            RECFLOW_RESULT_BACKEND=f"{redis}/6",
+            RECFLOW_REDIS_URL=f"{redis}/7",
+        )
+    return env
+
+
+def settings_for(env: dict[str, str]) -> Settings:
+    return Settings(**{k.removeprefix("RECFLOW_").lower(): v for k, v in env.items()})  # type: ignore[arg-type]
+
+
+@contextmanager
+def started(kind: str, data_dir: Path, **kwargs: int) -> Iterator[tuple[Stack, Settings]]:
+    """Migrated database, a uvicorn API and a real Celery worker process."""
+    env = stack_env(kind, data_dir)
+    settings = settings_for(env)
+    settings.ensure_dirs()
+    if settings.sqlalchemy_url.startswith("postgresql"):
+        reset_postgres(settings.sqlalchemy_url)
+        import redis
+
+        for url in (settings.celery_broker_url, settings.celery_result_backend):
+            redis.Redis.from_url(url).flushdb()
+    upgrade(settings.sqlalchemy_url)
+    with running_stack(data_dir / "logs", env=env, **kwargs) as stack:
+        yield stack, settings

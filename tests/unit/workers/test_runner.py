@@ -1,0 +1,121 @@
+"""One attempt of a job, run in-process: stages, results, failures, cancel and redelivery."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from backend.config import Settings
+from backend.db.migrate import upgrade
+from backend.db.session import session_scope
+from backend.jobs import repository as repo
+from backend.jobs.context import TransientJobError
+from backend.jobs.kinds import JobKind, register
+from workers import runner
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    s = Settings(data_dir=tmp_path / "var")
+    s.ensure_dirs()
+    upgrade(s.sqlalchemy_url)
+    return s
+
+
+def _new_job(settings: Settings, kind: str, params: dict[str, object]) -> int:
+    with session_scope(settings.sqlalchemy_url) as s:
+        return repo.add(s, kind, params, None).id
+
+
+def _job(settings: Settings, job_id: int):  # type: ignore[no-untyped-def]
+    with session_scope(settings.sqlalchemy_url) as s:
+        job = repo.get(s, job_id, with_stages=True)
+        assert job is not None
+        s.expunge_all()
+        return job
+
+
+def test_success_records_stages_result_and_progress(settings: Settings) -> None:
+    job_id = _new_job(settings, "echo", {"message": "m", "sleep_s": 0.3, "stages": 3})
+    seen: list[float] = []
+    assert runner.execute(settings, job_id, on_progress=lambda f, _m: seen.append(f)) == "succeeded"
+    job = _job(settings, job_id)
+    assert job.state == "succeeded" and job.progress == 1.0 and job.attempts == 1
+    assert job.result == {"echo": {"message": "m", "sleep_s": 0.3, "stages": 3, "fail": False}}
+    assert [s.name for s in job.stages] == ["step-1", "step-2", "step-3"]
+    for st in job.stages:
+        assert st.duration_s is not None and st.duration_s > 0.08
+        assert st.finished_at is not None and st.finished_at >= st.started_at
+        assert (st.rows_in, st.rows_out) == (1, 1)
+    assert seen and seen[-1] == 1.0
+    assert job.started_at is not None and job.finished_at is not None
+
+
+def test_failure_records_the_error(settings: Settings) -> None:
+    job_id = _new_job(settings, "echo", {"fail": True})
+    assert runner.execute(settings, job_id) == "failed"
+    job = _job(settings, job_id)
+    assert job.state == "failed" and job.result is None
+    assert job.error == "RuntimeError: echo was asked to fail (params.fail=true)"
+
+
+def test_redelivery_of_an_ended_job_does_nothing(settings: Settings) -> None:
+    job_id = _new_job(settings, "echo", {})
+    runner.execute(settings, job_id)
+    first = _job(settings, job_id)
+    assert runner.execute(settings, job_id) == "skipped"
+    again = _job(settings, job_id)
+    assert again.attempts == first.attempts == 1 and again.result == first.result
+
+
+def test_job_left_running_by_a_dead_worker_runs_again(settings: Settings) -> None:
+    job_id = _new_job(settings, "echo", {"stages": 2})
+    with session_scope(settings.sqlalchemy_url) as s:
+        job = repo.get(s, job_id)
+        assert job is not None
+        job.state, job.attempts = "running", 1  # as a killed worker leaves it
+    assert runner.execute(settings, job_id) == "succeeded"
+    job = _job(settings, job_id)
+    assert job.attempts == 2
+    assert [s.attempt for s in job.stages] == [2, 2]
+
+
+def test_cancel_while_running_stops_at_a_checkpoint(settings: Settings) -> None:
+    job_id = _new_job(settings, "echo", {"sleep_s": 30})
+
+    def request_cancel() -> None:
+        time.sleep(0.5)
+        with session_scope(settings.sqlalchemy_url) as s:
+            job = repo.get(s, job_id)
+            assert job is not None
+            job.cancel_requested = True
+
+    t = threading.Thread(target=request_cancel)
+    t.start()
+    t0 = time.monotonic()
+    assert runner.execute(settings, job_id) == "cancelled"
+    t.join()
+    assert time.monotonic() - t0 < 5
+    job = _job(settings, job_id)
+    assert job.state == "cancelled" and job.stages[0].extra == {"aborted": True}
+
+
+def _flaky(ctx, params):  # type: ignore[no-untyped-def]
+    raise TransientJobError("service briefly unreachable")
+
+
+register(JobKind("test-flaky", __import__("backend.jobs.kinds.echo").jobs.kinds.echo.EchoParams,
+                 _flaky, "always transient"))  # fmt: skip
+
+
+def test_transient_error_requeues_then_fails_when_retries_run_out(settings: Settings) -> None:
+    job_id = _new_job(settings, "test-flaky", {})
+    with pytest.raises(TransientJobError):
+        runner.execute(settings, job_id, retries_left=1)
+    assert _job(settings, job_id).state == "queued"
+    assert runner.execute(settings, job_id, retries_left=0) == "failed"
+    job = _job(settings, job_id)
+    assert job.state == "failed" and "gave up after retries" in (job.error or "")
