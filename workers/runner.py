@@ -23,8 +23,8 @@ from workers.stages import ProgressHook, StageTimer
 log = logging.getLogger(__name__)
 
 
-def start_attempt(settings: Settings, job_id: int) -> int | None:
-    """Mark the job running and return its attempt number, or None if there is nothing to do."""
+def start_attempt(settings: Settings, job_id: int) -> tuple[int, str, dict[str, Any]] | None:
+    """Mark the job running; return (attempt, kind, params), or None if there is nothing to do."""
     with session_scope(settings.sqlalchemy_url) as s:
         job = repo.get_for_update(s, job_id)
         if job is None:
@@ -43,7 +43,7 @@ def start_attempt(settings: Settings, job_id: int) -> int | None:
         job.started_at = job.started_at or utcnow()
         job.message = f"attempt {job.attempts} started"
         job.worker = f"{socket.gethostname()}:{os.getpid()}"
-        return job.attempts
+        return job.attempts, job.kind, dict(job.params)
 
 
 def execute(
@@ -58,13 +58,10 @@ def execute(
     A TransientJobError propagates (after the job is put back to queued) so that the task
     retries, while retries are left; after the last one the job fails with that error.
     """
-    attempt = start_attempt(settings, job_id)
-    if attempt is None:
+    started = start_attempt(settings, job_id)
+    if started is None:
         return "skipped"
-    with session_scope(settings.sqlalchemy_url) as s:
-        job = repo.get(s, job_id)
-        assert job is not None
-        kind_name, raw_params = job.kind, dict(job.params)
+    attempt, kind_name, raw_params = started
     kind = get_kind(kind_name)
     timer = StageTimer(settings, job_id, attempt, on_progress=on_progress)
     state, result, error = "failed", None, None

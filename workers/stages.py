@@ -50,7 +50,7 @@ class StageTimer:
         record = StageRecord(name=name, rows_in=rows_in)
         started = utcnow()
         t0 = time.perf_counter()
-        with session_scope(self._url) as s:
+        with session_scope(self._url, durable=False) as s:
             row = JobStage(
                 job_id=self.job_id,
                 attempt=self.attempt,
@@ -71,7 +71,7 @@ class StageTimer:
             ok = True
         finally:
             duration = time.perf_counter() - t0
-            with session_scope(self._url) as s:
+            with session_scope(self._url, durable=False) as s:
                 row2 = s.get(JobStage, stage_id)
                 if row2 is not None:
                     row2.finished_at = utcnow()
@@ -87,12 +87,15 @@ class StageTimer:
     def progress(self, fraction: float, message: str = "") -> None:
         fraction = min(max(float(fraction), 0.0), 1.0)
         now = time.monotonic()
-        if now - self._last_write < self._min_interval_s and fraction < 1.0:
+        # Throttled; the end of the job writes progress 1.0 with its final state anyway.
+        if now - self._last_write < self._min_interval_s or fraction >= 1.0:
+            if self._on_progress is not None and fraction >= 1.0:
+                self._on_progress(fraction, message)
             return
         self._last_write = now
         if self._on_progress is not None:
             self._on_progress(fraction, message)
-        with session_scope(self._url) as s:
+        with session_scope(self._url, durable=False) as s:
             job = s.get(Job, self.job_id)
             if job is None:
                 return
@@ -109,7 +112,7 @@ class StageTimer:
         if now - self._last_check < self._min_interval_s:
             return
         self._last_check = now
-        with session_scope(self._url) as s:
+        with session_scope(self._url, durable=False) as s:
             job = s.get(Job, self.job_id)
             cancel = job is None or job.cancel_requested
         if cancel:

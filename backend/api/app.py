@@ -8,7 +8,7 @@ from fastapi import APIRouter, FastAPI
 
 from backend.api import errors
 from backend.api.middleware import BodyGuard
-from backend.api.routes import health, jobs
+from backend.api.routes import experiments, health, jobs
 from backend.config import Settings, get_settings
 from backend.jobs.queue import make_celery
 
@@ -33,6 +33,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     api = APIRouter(prefix=API_PREFIX)
     api.include_router(jobs.router)
+    api.include_router(experiments.router)
     app.include_router(api)
     app.include_router(health.router)
     logging.getLogger(__name__).info("Recflow API ready (env=%s)", settings.env)

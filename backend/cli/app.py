@@ -7,7 +7,7 @@ import sys
 
 import typer
 
-from backend.cli import db, demo, jobs
+from backend.cli import abtest, db, demo, jobs
 from backend.config import get_settings
 
 app = typer.Typer(
@@ -19,6 +19,7 @@ app = typer.Typer(
 )
 app.add_typer(jobs.app, name="jobs")
 app.add_typer(db.app, name="db")
+app.add_typer(abtest.app, name="abtest")
 app.command("demo")(demo.demo)
 
 

@@ -22,3 +22,19 @@ def alembic_config(url: str) -> Config:
 
 def upgrade(url: str, revision: str = "head") -> None:
     command.upgrade(alembic_config(url), revision)
+
+
+def reset(url: str) -> None:
+    """Drop every table (PostgreSQL: the public schema) and migrate again. Destroys data."""
+    from sqlalchemy import text
+
+    from backend.db.session import get_engine
+
+    engine = get_engine(url)
+    if engine.dialect.name == "postgresql":
+        with engine.begin() as conn:
+            conn.execute(text("DROP SCHEMA public CASCADE"))
+            conn.execute(text("CREATE SCHEMA public"))
+    else:
+        command.downgrade(alembic_config(url), "base")
+    upgrade(url)

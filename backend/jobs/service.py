@@ -92,6 +92,24 @@ def dispatch(session: Session, celery: Celery, job: Job) -> None:
     session.flush()
 
 
+def submit(
+    session: Session, celery: Celery, kind: str, params: dict[str, Any], key: str | None
+) -> tuple[Job, bool]:
+    """Create, commit, then enqueue: the owner (a request) calls this as its unit of work.
+
+    The commit before the send is the point: a worker never sees a task whose row is missing.
+    """
+    job, created = create(session, kind, params, key)
+    session.commit()
+    if created:
+        try:
+            dispatch(session, celery, job)
+        finally:
+            session.commit()
+    session.refresh(job)
+    return job, created
+
+
 def cancel(session: Session, celery: Celery, job_id: int) -> Job:
     """Cancel a queued job at once; ask a running job to stop at its next checkpoint."""
     job = repo.get_for_update(session, job_id)

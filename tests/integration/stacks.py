@@ -6,20 +6,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import create_engine, text
-
 from backend.cli.stack import Stack, running_stack
 from backend.config import Settings
-from backend.db.migrate import upgrade
+from backend.db.migrate import reset
 from tests.conftest import service_env
-
-
-def reset_postgres(url: str) -> None:
-    engine = create_engine(url)
-    with engine.begin() as conn:
-        conn.execute(text("DROP SCHEMA public CASCADE"))
-        conn.execute(text("CREATE SCHEMA public"))
-    engine.dispose()
 
 
 def stack_env(kind: str, data_dir: Path) -> dict[str, str]:
@@ -46,12 +36,11 @@ def started(kind: str, data_dir: Path, **kwargs: int) -> Iterator[tuple[Stack, S
     env = stack_env(kind, data_dir)
     settings = settings_for(env)
     settings.ensure_dirs()
-    if settings.sqlalchemy_url.startswith("postgresql"):
-        reset_postgres(settings.sqlalchemy_url)
+    if settings.celery_broker_url.startswith("redis"):
         import redis
 
         for url in (settings.celery_broker_url, settings.celery_result_backend):
             redis.Redis.from_url(url).flushdb()
-    upgrade(settings.sqlalchemy_url)
+    reset(settings.sqlalchemy_url)
     with running_stack(data_dir / "logs", env=env, **kwargs) as stack:
         yield stack, settings

@@ -34,17 +34,10 @@ def submit_job(
     idempotency_key: IdempotencyKey = None,
 ) -> JobOut:
     """Submit a job; returns 202 with its Location. Poll GET /jobs/{id} until it ends."""
-    job, created = service.create(session, body.kind, body.params, idempotency_key)
-    session.commit()  # the row exists before any worker can see the task
-    if created:
-        try:
-            service.dispatch(session, celery, job)
-        finally:
-            session.commit()
+    job, created = service.submit(session, celery, body.kind, body.params, idempotency_key)
     response.headers["Location"] = f"/api/v1/jobs/{job.id}"
     if not created:
         response.status_code = 200
-    session.refresh(job)
     return service.to_out(job)
 
 

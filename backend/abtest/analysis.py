@@ -1,0 +1,366 @@
+"""One call that analyses an experiment: per-variant CTRs, every treatment against the control,
+sample ratio mismatch, and a verdict in plain words.
+
+Structural errors in the input (no control, duplicate or negative counts, clicks above
+impressions, a bad split) raise :class:`AbTestInputError`. Data that is valid but too thin to
+judge (one variant, a variant with no units or impressions, no clicks at all, fewer than
+``min_units`` units) returns ``status = "not_enough_data"`` with the reasons, and every statistic
+that is still defined.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Literal
+
+import numpy as np
+
+from backend.abtest.bayes import BayesResult, BetaPrior, bayes_compare
+from backend.abtest.counts import Unit, VariantCounts, check_unit, check_variant_set
+from backend.abtest.errors import AbTestInputError
+from backend.abtest.jsonsafe import finite_or_none
+from backend.abtest.multiplicity import holm_adjust
+from backend.abtest.power import PowerResult, check_power, power_analysis
+from backend.abtest.proportions import (
+    Interval,
+    RelativeLift,
+    difference,
+    newcombe_interval,
+    relative_lift,
+    wilson_interval,
+    z_critical,
+)
+from backend.abtest.significance import (
+    TestResult,
+    chi_square_test,
+    fisher_exact_test,
+    min_expected_count,
+    needs_exact_test,
+    two_proportion_ztest,
+)
+from backend.abtest.srm import DEFAULT_SRM_ALPHA, SrmResult, srm_check
+from backend.abtest.verdict import write_verdict
+
+Status = Literal["ok", "not_enough_data"]
+Decision = Literal[
+    "treatment_better", "treatment_worse", "no_significant_difference", "undetermined"
+]
+
+#: Fewer units than this in a variant makes the analysis "not_enough_data" by default.
+DEFAULT_MIN_UNITS = 30
+
+
+@dataclass(frozen=True)
+class VariantSummary:
+    """Counts and CTR of one variant, with the Wilson interval of the CTR at ``1 - α``."""
+
+    variant: str
+    is_control: bool
+    units: int
+    impressions: int
+    clicks: int
+    ctr: float | None
+    ctr_interval: Interval
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "variant": self.variant,
+            "is_control": self.is_control,
+            "units": self.units,
+            "impressions": self.impressions,
+            "clicks": self.clicks,
+            "ctr": finite_or_none(self.ctr),
+            "ctr_ci": self.ctr_interval.to_dict(),
+        }
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One treatment against the control (differences are treatment minus control).
+
+    ``primary_test`` decides: Fisher's exact test when any expected cell count is below 5,
+    else the chi-square test with Yates' correction when ``yates`` was asked for, else the
+    z-test. ``p_value_adjusted`` is Holm-adjusted over all comparisons of the experiment (equal
+    to ``p_value`` with one treatment) and ``significant`` means ``p_value_adjusted <= α``.
+    """
+
+    treatment: str
+    control: str
+    difference: float | None
+    difference_interval: Interval
+    relative_lift: RelativeLift
+    z_test: TestResult
+    chi_square: TestResult
+    fisher: TestResult | None
+    min_expected_count: float
+    primary_test: str
+    p_value: float | None
+    p_value_adjusted: float | None
+    significant: bool | None
+    decision: Decision
+    power: PowerResult
+    bayes: BayesResult
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "treatment": self.treatment,
+            "control": self.control,
+            "difference": {
+                "estimate": finite_or_none(self.difference),
+                "ci": self.difference_interval.to_dict(),
+            },
+            "relative_lift": self.relative_lift.to_dict(),
+            "tests": {
+                "z": self.z_test.to_dict(),
+                "chi_square": self.chi_square.to_dict(),
+                "fisher": None if self.fisher is None else self.fisher.to_dict(),
+            },
+            "min_expected_count": finite_or_none(self.min_expected_count),
+            "primary_test": self.primary_test,
+            "p_value": finite_or_none(self.p_value),
+            "p_value_adjusted": finite_or_none(self.p_value_adjusted),
+            "significant": self.significant,
+            "decision": self.decision,
+            "power": self.power.to_dict(),
+            "bayes": self.bayes.to_dict(),
+        }
+
+
+@dataclass(frozen=True)
+class ExperimentAnalysis:
+    """Everything :func:`analyze` found, with the settings it used. ``variants`` lists the
+    control first, then the treatments in input order; ``comparisons`` follows that order."""
+
+    status: Status
+    reasons: tuple[str, ...]
+    verdict: str
+    unit: Unit
+    control: str
+    alpha: float
+    power: float
+    yates: bool
+    prior: BetaPrior
+    mc_samples: int
+    seed: int | None
+    min_units: int
+    variants: tuple[VariantSummary, ...]
+    comparisons: tuple[Comparison, ...]
+    srm: SrmResult
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict: only str, bool, int, finite float, None, lists and dicts."""
+        return {
+            "status": self.status,
+            "reasons": list(self.reasons),
+            "verdict": self.verdict,
+            "unit": self.unit,
+            "control": self.control,
+            "settings": {
+                "alpha": self.alpha,
+                "power": self.power,
+                "yates": self.yates,
+                "prior": self.prior.to_dict(),
+                "mc_samples": self.mc_samples,
+                "seed": self.seed,
+                "min_units": self.min_units,
+                "srm_threshold": self.srm.threshold,
+            },
+            "variants": [v.to_dict() for v in self.variants],
+            "comparisons": [c.to_dict() for c in self.comparisons],
+            "srm": self.srm.to_dict(),
+        }
+
+
+def _thin_data_reasons(ordered: Sequence[VariantCounts], min_units: int, unit: Unit) -> list[str]:
+    reasons: list[str] = []
+    if len(ordered) < 2:
+        reasons.append(
+            f"only one variant ({ordered[0].variant}); a test needs a control and a treatment"
+        )
+    trials = "exposed users" if unit == "user" else "impressions"
+    for v in ordered:
+        if v.units == 0:
+            reasons.append(f"variant {v.variant} has no units")
+        elif v.impressions == 0:
+            reasons.append(f"variant {v.variant} has no {trials}")
+        elif v.units < min_units:
+            reasons.append(
+                f"variant {v.variant} has {v.units} units; at least {min_units} are needed"
+            )
+    if sum(v.clicks for v in ordered) == 0:
+        reasons.append("no clicks in any variant")
+    return reasons
+
+
+def _compare(
+    treatment: VariantCounts,
+    control: VariantCounts,
+    *,
+    alpha: float,
+    power: float,
+    yates: bool,
+    fisher: bool,
+    prior: BetaPrior,
+    mc_samples: int,
+    rng: np.random.Generator,
+    seed: int | None,
+) -> Comparison:
+    # Everything but the Holm adjustment, which needs all comparisons; see analyze().
+    counts = (treatment.clicks, treatment.impressions, control.clicks, control.impressions)
+    z_test = two_proportion_ztest(*counts)
+    chi_square = chi_square_test(*counts, yates=yates)
+    exact = needs_exact_test(*counts) and treatment.impressions > 0 and control.impressions > 0
+    fisher_result = fisher_exact_test(*counts) if fisher or exact else None
+    primary: TestResult
+    if fisher_result is not None and exact:
+        primary = fisher_result
+    elif yates:
+        primary = chi_square
+    else:
+        primary = z_test
+    return Comparison(
+        treatment=treatment.variant,
+        control=control.variant,
+        difference=difference(*counts),
+        difference_interval=newcombe_interval(*counts, alpha=alpha),
+        relative_lift=relative_lift(*counts, alpha=alpha),
+        z_test=z_test,
+        chi_square=chi_square,
+        fisher=fisher_result,
+        min_expected_count=min_expected_count(*counts),
+        primary_test=primary.test,
+        p_value=primary.p_value,
+        p_value_adjusted=None,
+        significant=None,
+        decision="undetermined",
+        power=power_analysis(*counts, alpha=alpha, power=power),
+        bayes=bayes_compare(*counts, prior, mc_samples=mc_samples, rng=rng, seed=seed),
+    )
+
+
+def _decide(comparison: Comparison, adjusted: float | None, alpha: float) -> Comparison:
+    if adjusted is None or comparison.difference is None:
+        significant: bool | None = None
+        decision: Decision = "undetermined"
+    else:
+        significant = adjusted <= alpha
+        if not significant:
+            decision = "no_significant_difference"
+        else:
+            decision = "treatment_better" if comparison.difference > 0 else "treatment_worse"
+    return replace(
+        comparison, p_value_adjusted=adjusted, significant=significant, decision=decision
+    )
+
+
+def analyze(
+    counts: Sequence[VariantCounts],
+    *,
+    control: str,
+    alpha: float = 0.05,
+    power: float = 0.8,
+    expected_split: Mapping[str, float] | None = None,
+    yates: bool = False,
+    fisher: bool = False,
+    prior: tuple[float, float] | BetaPrior = (1.0, 1.0),
+    mc_samples: int = 0,
+    seed: int | None = None,
+    unit: Unit = "user",
+    srm_threshold: float = DEFAULT_SRM_ALPHA,
+    min_units: int = DEFAULT_MIN_UNITS,
+) -> ExperimentAnalysis:
+    """Analyse an A/B(/n) test on CTR.
+
+    ``counts`` holds one :class:`VariantCounts` per variant, in the unit of analysis ``unit``
+    (``"user"`` by default; see :mod:`backend.abtest.counts` for why per-impression analysis
+    inflates significance). ``control`` names the baseline; every other variant is a treatment
+    compared with it, and with several treatments the p-values are Holm-adjusted.
+
+    Options: ``alpha`` for every interval and test; ``power`` the target for the minimum
+    detectable effect; ``expected_split`` the configured traffic weights for the SRM check
+    (equal when None) and ``srm_threshold`` its p-value cut-off; ``yates`` makes the chi-square
+    test with continuity correction decide; ``fisher`` reports Fisher's exact test even where it
+    is not needed (it always decides when an expected cell count is below 5); ``prior`` is the
+    Beta prior ``(a, b)``; ``mc_samples > 0`` adds a Monte Carlo estimate of the Bayesian
+    figures, drawn from ``numpy.random.default_rng(seed)``; ``min_units`` is the fewest units per
+    variant for status ``"ok"``.
+    """
+    unit = check_unit(unit)
+    variants = list(counts)
+    check_variant_set(variants, unit)
+    names = [v.variant for v in variants]
+    if control not in names:
+        raise AbTestInputError(
+            f"control variant {control!r} is not among the variants ({', '.join(names)})"
+        )
+    z_critical(alpha)  # validates alpha
+    check_power(power, alpha)
+    if not isinstance(yates, bool) or not isinstance(fisher, bool):
+        raise AbTestInputError("yates and fisher must be true or false")
+    if isinstance(min_units, bool) or not isinstance(min_units, int) or min_units < 1:
+        raise AbTestInputError(f"min_units must be a positive integer; got {min_units!r}")
+    if isinstance(mc_samples, bool) or not isinstance(mc_samples, int) or mc_samples < 0:
+        raise AbTestInputError(f"mc_samples must be 0 or a positive integer; got {mc_samples!r}")
+    if seed is not None:
+        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+            raise AbTestInputError(f"seed must be a non-negative integer or None; got {seed!r}")
+        seed = int(seed)  # a numpy integer would not survive json.dumps
+    beta_prior = prior if isinstance(prior, BetaPrior) else BetaPrior(*prior)
+
+    control_counts = next(v for v in variants if v.variant == control)
+    ordered = [control_counts] + [v for v in variants if v.variant != control]
+    summaries = tuple(
+        VariantSummary(
+            variant=v.variant,
+            is_control=v.variant == control,
+            units=v.units,
+            impressions=v.impressions,
+            clicks=v.clicks,
+            ctr=v.ctr,
+            ctr_interval=wilson_interval(v.clicks, v.impressions, alpha),
+        )
+        for v in ordered
+    )
+    srm = srm_check({v.variant: v.units for v in ordered}, expected_split, srm_threshold)
+
+    rng = np.random.default_rng(seed)
+    raw = [
+        _compare(
+            t,
+            control_counts,
+            alpha=alpha,
+            power=power,
+            yates=yates,
+            fisher=fisher,
+            prior=beta_prior,
+            mc_samples=mc_samples,
+            rng=rng,
+            seed=seed,
+        )
+        for t in ordered[1:]
+    ]
+    adjusted = holm_adjust([c.p_value for c in raw])
+    comparisons = tuple(_decide(c, a, alpha) for c, a in zip(raw, adjusted, strict=True))
+
+    reasons = tuple(_thin_data_reasons(ordered, min_units, unit))
+    status: Status = "not_enough_data" if reasons else "ok"
+    verdict = write_verdict(status, reasons, comparisons, srm, alpha)
+    return ExperimentAnalysis(
+        status=status,
+        reasons=reasons,
+        verdict=verdict,
+        unit=unit,
+        control=control,
+        alpha=alpha,
+        power=power,
+        yates=yates,
+        prior=beta_prior,
+        mc_samples=mc_samples,
+        seed=seed,
+        min_units=min_units,
+        variants=summaries,
+        comparisons=comparisons,
+        srm=srm,
+    )

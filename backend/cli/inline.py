@@ -1,0 +1,55 @@
+"""Run a job in this process, with the same row, stages and result as on a worker.
+
+CLI commands such as ``recflow train`` use this so they work without an API or a worker running;
+the job is still recorded in SQL exactly as if a worker had run it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from backend.cli.output import console, fail
+from backend.config import get_settings
+from backend.db.migrate import upgrade
+from backend.db.session import session_scope
+from backend.errors import AppError
+from backend.jobs import repository as repo
+from backend.jobs import service
+from workers import runner
+
+
+def run_inline(kind: str, params: dict[str, Any], *, quiet: bool = False) -> dict[str, Any]:
+    """Create the job row, run it here with a progress bar, return the job as the API shows it."""
+    settings = get_settings()
+    settings.ensure_dirs()
+    upgrade(settings.sqlalchemy_url)
+    with session_scope(settings.sqlalchemy_url) as s:
+        try:
+            job, _ = service.create(s, kind, params, None)
+        except AppError as exc:
+            fail(exc.message)
+        job_id = job.id
+    if quiet:
+        runner.execute(settings, job_id)
+    else:
+        with Progress(
+            TextColumn(f"{kind} job {job_id}"),
+            BarColumn(),
+            TextColumn("{task.percentage:>3.0f}%"),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[message]}"),
+            console=console,
+            transient=True,
+        ) as bar:
+            task = bar.add_task(kind, total=1.0, message="")
+            runner.execute(
+                settings,
+                job_id,
+                on_progress=lambda f, m: bar.update(task, completed=f, message=m[:60]),
+            )
+    with session_scope(settings.sqlalchemy_url) as s:
+        done = repo.get(s, job_id, with_stages=True)
+        assert done is not None
+        return service.to_out(done).model_dump(mode="json")

@@ -1,0 +1,65 @@
+"""All SQL for stored A/B analyses."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, defer
+
+from backend.db.tables import ExperimentAnalysisRow
+
+
+def add(
+    session: Session,
+    *,
+    experiment: str,
+    job_id: int | None,
+    source: str,
+    unit: str,
+    result: dict[str, Any],
+    chart_png: bytes | None,
+) -> ExperimentAnalysisRow:
+    row = ExperimentAnalysisRow(
+        experiment=experiment,
+        job_id=job_id,
+        source=source,
+        unit=unit,
+        status=str(result.get("status", "ok")),
+        verdict=str(result.get("verdict", "")),
+        result=result,
+        chart_png=chart_png,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def history(session: Session, experiment: str, limit: int) -> Sequence[ExperimentAnalysisRow]:
+    stmt = (
+        select(ExperimentAnalysisRow)
+        .options(defer(ExperimentAnalysisRow.chart_png))
+        .where(ExperimentAnalysisRow.experiment == experiment)
+        .order_by(ExperimentAnalysisRow.id.desc())
+        .limit(limit)
+    )
+    return session.scalars(stmt).all()
+
+
+def get(session: Session, analysis_id: int) -> ExperimentAnalysisRow | None:
+    return session.get(ExperimentAnalysisRow, analysis_id)
+
+
+def summaries(session: Session) -> list[tuple[str, int, int]]:
+    """(experiment, number of analyses, id of the latest) for every analysed experiment."""
+    stmt = (
+        select(
+            ExperimentAnalysisRow.experiment,
+            func.count(ExperimentAnalysisRow.id),
+            func.max(ExperimentAnalysisRow.id),
+        )
+        .group_by(ExperimentAnalysisRow.experiment)
+        .order_by(ExperimentAnalysisRow.experiment)
+    )
+    return [(name, int(n), int(last)) for name, n, last in session.execute(stmt).all()]
