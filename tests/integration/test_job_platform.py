@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,17 +12,8 @@ import httpx
 import pytest
 
 from backend.cli.stack import Stack
-from tests.integration.stacks import started
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module", params=["embedded", "services"])
-def stack(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Stack]:
-    with started(request.param, tmp_path_factory.mktemp(request.param)) as (st, _settings):
-        yield st
 
 
 def submit(st: Stack, params: dict[str, Any], kind: str = "echo") -> dict[str, Any]:
