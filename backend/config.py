@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1_000_000, ge=1024)
     cors_origins: list[str] = []
 
+    # Serving: how often each API process checks which model version is active.
+    serving_refresh_s: float = Field(default=2.0, gt=0)
+
     # Jobs
     job_soft_time_limit_s: int = Field(default=3600, ge=1)
     job_max_retries: int = Field(default=3, ge=0)

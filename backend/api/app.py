@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
 
 from backend.api import errors
 from backend.api.middleware import BodyGuard
-from backend.api.routes import experiments, health, jobs
+from backend.api.routes import experiments, health, jobs, models, recommendations
 from backend.config import Settings, get_settings
 from backend.jobs.queue import make_celery
+from backend.serving.state import ModelHolder
 
 API_PREFIX = "/api/v1"
 
@@ -18,7 +21,16 @@ API_PREFIX = "/api/v1"
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     settings.ensure_dirs()
+    holder = ModelHolder(settings.sqlalchemy_url, settings.serving_refresh_s)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        holder.start()
+        yield
+        holder.stop()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="Recflow",
         version="0.1.0",
         description=(
@@ -28,12 +40,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.celery = make_celery(settings)
+    app.state.models = holder
     errors.install(app)
     app.add_middleware(BodyGuard, max_bytes=settings.max_body_bytes)
 
     api = APIRouter(prefix=API_PREFIX)
     api.include_router(jobs.router)
     api.include_router(experiments.router)
+    api.include_router(models.router)
+    api.include_router(recommendations.router)
     app.include_router(api)
     app.include_router(health.router)
     logging.getLogger(__name__).info("Recflow API ready (env=%s)", settings.env)

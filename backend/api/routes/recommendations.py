@@ -1,0 +1,250 @@
+"""Serving: top-N per user, batches, similar items, history and what-if, from memory."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import numpy as np
+import numpy.typing as npt
+from fastapi import APIRouter, Path, Query, Request
+from fastapi.responses import ORJSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from backend.errors import InvalidInputError, NotFoundError, UnavailableError
+from backend.recsys.errors import DataError
+from backend.recsys.foldin import fold_in, recommend_folded
+from backend.recsys.scenarios import compare_scenarios
+from backend.recsys.similar import similar_items
+from backend.recsys.topn import TopN, popular, recommend
+from backend.serving.state import ModelHolder, ServingModel
+
+router = APIRouter(tags=["recommendations"])
+
+ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+ID_RULE = "1-64 characters of [A-Za-z0-9_-]"
+UserId = Annotated[str, Path(pattern=ID_PATTERN, description=f"user id, {ID_RULE}")]
+ItemId = Annotated[str, Path(pattern=ID_PATTERN, description=f"item id, {ID_RULE}")]
+N = Annotated[int, Query(ge=1, le=1000, description="list length, 1-1000")]
+
+
+def _holder(request: Request) -> ModelHolder:
+    holder: ModelHolder = request.app.state.models
+    return holder
+
+
+def _serving(request: Request) -> ServingModel:
+    sm = _holder(request).current
+    if sm is None:
+        raise UnavailableError(
+            "no active model yet: train one (POST /api/v1/jobs with kind=train, or "
+            "`recflow train`) or activate one (POST /api/v1/models/{id}/activate)"
+        )
+    return sm
+
+
+def _filters(
+    sm: ServingModel, exclude: list[str] | None, category: list[str] | None
+) -> tuple[npt.NDArray[np.int64] | None, npt.NDArray[np.bool_] | None]:
+    excluded = None
+    if exclude:
+        # Items the model does not know cannot be recommended anyway: skip them quietly.
+        known = [sm.ids.items[i] for i in exclude if i in sm.ids.items]
+        excluded = np.asarray(known, dtype=np.int64)
+    allowed = None
+    if category:
+        if sm.categories is None:
+            raise InvalidInputError(
+                "this model has no item metadata, so category= cannot filter; train it with "
+                "items_path set"
+            )
+        try:
+            allowed = sm.categories.mask(category)
+        except DataError as exc:
+            raise InvalidInputError(str(exc)) from None
+    return excluded, allowed
+
+
+def _items(sm: ServingModel, top: TopN) -> list[dict[str, Any]]:
+    raw = sm.model.item_ids[top.items].tolist()
+    titles = sm.titles[top.items].tolist() if sm.titles is not None else [None] * len(raw)
+    return [
+        {"rank": r + 1, "item": i, "score": round(float(s), 6), "title": t}
+        for r, (i, s, t) in enumerate(zip(raw, top.scores.tolist(), titles, strict=True))
+    ]
+
+
+def _split(values: list[str] | None) -> list[str] | None:
+    """Accept both repeated parameters and comma-separated lists."""
+    if not values:
+        return None
+    return [v for value in values for v in value.split(",") if v]
+
+
+def recommend_for(
+    sm: ServingModel,
+    user_id: str,
+    n: int,
+    exclude_seen: bool,
+    exclude: list[str] | None,
+    category: list[str] | None,
+) -> dict[str, Any]:
+    excluded, allowed = _filters(sm, exclude, category)
+    inner = sm.ids.users.get(user_id)
+    if inner is None:
+        top = popular(sm.model, n, exclude_items=excluded, allowed_items=allowed)
+        strategy = "popular"
+    else:
+        top = recommend(
+            sm.model,
+            inner,
+            n,
+            exclude_seen=exclude_seen,
+            exclude_items=excluded,
+            allowed_items=allowed,
+        )
+        strategy = "personalized"
+    return {
+        "user": user_id,
+        "model_version": sm.version,
+        "strategy": strategy,
+        "items": _items(sm, top),
+    }
+
+
+@router.get("/users/{user_id}/recommendations", response_class=ORJSONResponse)
+async def user_recommendations(
+    request: Request,
+    user_id: UserId,
+    n: N = 10,
+    exclude_seen: bool = True,
+    exclude: Annotated[list[str] | None, Query(description="item ids to leave out")] = None,
+    category: Annotated[list[str] | None, Query(description="keep items of these")] = None,
+) -> ORJSONResponse:
+    """Top-N for a user from the active model; unknown users get the popularity fallback."""
+    sm = _serving(request)
+    return ORJSONResponse(
+        recommend_for(sm, user_id, n, exclude_seen, _split(exclude), _split(category))
+    )
+
+
+class BatchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    users: list[Annotated[str, Field(pattern=ID_PATTERN)]] = Field(min_length=1, max_length=1000)
+    n: int = Field(default=10, ge=1, le=1000)
+    exclude_seen: bool = True
+    exclude: list[str] | None = None
+    category: list[str] | None = None
+
+
+@router.post("/recommendations/batch", response_class=ORJSONResponse)
+async def batch_recommendations(request: Request, body: BatchRequest) -> ORJSONResponse:
+    """Top-N for up to 1,000 users in one call."""
+    sm = _serving(request)
+    results = [
+        recommend_for(sm, u, body.n, body.exclude_seen, body.exclude, body.category)
+        for u in body.users
+    ]
+    return ORJSONResponse({"model_version": sm.version, "results": results})
+
+
+@router.get("/items/{item_id}/similar", response_class=ORJSONResponse)
+async def similar(request: Request, item_id: ItemId, n: N = 10) -> ORJSONResponse:
+    """Items most similar to this one (cosine similarity of the item factors)."""
+    sm = _serving(request)
+    inner = sm.ids.items.get(item_id)
+    if inner is None:
+        raise NotFoundError(f"item {item_id!r} is not in the catalogue of model {sm.version}")
+    top = similar_items(sm.model, inner, n)
+    return ORJSONResponse(
+        {"item": item_id, "model_version": sm.version, "items": _items(sm, top)}
+    )
+
+
+@router.get("/users/{user_id}/history", response_class=ORJSONResponse)
+async def history(request: Request, user_id: UserId) -> ORJSONResponse:
+    """Items the user rated in the data the active model was trained on."""
+    sm = _serving(request)
+    inner = sm.ids.users.get(user_id)
+    if inner is None:
+        raise NotFoundError(f"user {user_id!r} has no history in model {sm.version}")
+    seen = sm.model.seen(inner)
+    raw = sm.model.item_ids[seen].tolist()
+    titles = sm.titles[seen].tolist() if sm.titles is not None else [None] * len(raw)
+    return ORJSONResponse(
+        {
+            "user": user_id,
+            "model_version": sm.version,
+            "items": [{"item": i, "title": t} for i, t in zip(raw, titles, strict=True)],
+        }
+    )
+
+
+class WhatIfRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    ratings: dict[str, float] = Field(
+        min_length=1, max_length=1000, description="hypothetical ratings: item id -> rating"
+    )
+    n: int = Field(default=10, ge=1, le=1000)
+    reg: float = Field(default=5.0, ge=0, le=1e6, description="ridge penalty λ of the fold-in")
+    category: list[str] | None = None
+
+
+@router.post("/users/{user_id}/what-if", response_class=ORJSONResponse)
+async def what_if(request: Request, user_id: UserId, body: WhatIfRequest) -> ORJSONResponse:
+    """What this user would see after these ratings: fold-in by ridge regression, no retraining."""
+    sm = _serving(request)
+    existing = sm.ids.users.get(user_id)
+    try:
+        folded = fold_in(sm.model, body.ratings, reg=body.reg, existing_user=existing)
+    except DataError as exc:
+        raise InvalidInputError(str(exc)) from None
+    _, allowed = _filters(sm, None, body.category)
+    top = recommend_folded(sm.model, folded, body.n, allowed_items=allowed)
+    return ORJSONResponse(
+        {
+            "user": user_id,
+            "model_version": sm.version,
+            "strategy": "fold-in",
+            "existing_user": existing is not None,
+            "items": _items(sm, top),
+        }
+    )
+
+
+class CompareRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    user: Annotated[str, Field(pattern=ID_PATTERN)]
+    versions: list[str] = Field(min_length=1, max_length=4)
+    n: int = Field(default=10, ge=1, le=1000)
+
+
+@router.post("/scenarios/compare", response_class=ORJSONResponse)
+async def compare(request: Request, body: CompareRequest) -> ORJSONResponse:
+    """The user's top-N under several model versions side by side, with their overlap."""
+    holder = _holder(request)
+    models = {v: holder.by_version(v).model for v in body.versions}
+    try:
+        result = compare_scenarios(models, body.user, body.n)
+    except DataError as exc:
+        raise NotFoundError(str(exc)) from None
+    return ORJSONResponse(_plain(result))
+
+
+def _plain(obj: Any) -> Any:
+    """Frozen dataclasses to JSON-ready values."""
+    import dataclasses
+
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: _plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    return obj

@@ -1,0 +1,138 @@
+"""``validate``: k-fold CV (ours and scikit-surprise's on the same folds), baselines, ranking.
+
+Every fold's RMSE, MAE, MPE and timings land in the ``metrics`` table, one row per
+(job, subject, fold, metric); fold NULL holds the mean. Subjects: the algorithm's name, each
+baseline's name, ``surprise:<name>`` for surprise's own cross_validate, and ``ranking:<name>``
+for the temporal hold-out ranking metrics.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from backend.db.session import session_scope
+from backend.jobs.context import JobContext
+from backend.jobs.kinds import JobKind, register
+from backend.jobs.kinds.sources import AlgoParams, RatingsParams, load, scaled
+from backend.recsys.algorithms import AlgoSpec
+from backend.recsys.ranking import evaluate_ranking
+from backend.recsys.validate import CVResult, validate
+from backend.registry import repository as repo
+
+MetricRow = tuple[str, int | None, str, float | None]
+
+
+class RankingParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    n_test: int = Field(default=5, ge=1, le=100, description="last N ratings per user held out")
+    k: int = Field(default=10, ge=1, le=1000)
+    threshold: float = Field(default=4.0, description="relevant when rating >= threshold")
+
+
+class ValidateParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    data: RatingsParams = Field(default_factory=RatingsParams)
+    model: AlgoParams = Field(default_factory=AlgoParams)
+    k: int = Field(default=5, ge=2, le=20)
+    seed: int = 0
+    n_jobs: int = Field(default=1, ge=1, le=64, description="folds run in parallel")
+    baselines: bool = True
+    with_surprise: bool = Field(default=True, description="also run surprise's cross_validate")
+    ranking: RankingParams | None = Field(default_factory=RankingParams)
+
+
+def _summary(cv: CVResult) -> dict[str, Any]:
+    return {
+        "algorithm": cv.algorithm,
+        "params": cv.params,
+        "rmse": {"mean": cv.rmse.mean, "std": cv.rmse.std},
+        "mae": {"mean": cv.mae.mean, "std": cv.mae.std},
+        "mpe": {"mean": cv.mpe.mean, "std": cv.mpe.std},
+        "fit_seconds": {"mean": cv.fit_seconds.mean, "std": cv.fit_seconds.std},
+        "test_seconds": {"mean": cv.test_seconds.mean, "std": cv.test_seconds.std},
+        "wall_seconds": cv.wall_seconds,
+        "folds": [
+            {"fold": f.fold, "rmse": f.rmse, "mae": f.mae, "mpe": f.mpe,
+             "mpe_zero_ratings_excluded": f.mpe_zero_ratings_excluded, "n_train": f.n_train,
+             "n_test": f.n_test, "fit_seconds": f.fit_seconds, "test_seconds": f.test_seconds}
+            for f in cv.folds
+        ],
+    }  # fmt: skip
+
+
+def _rows(cv: CVResult) -> list[MetricRow]:
+    rows: list[MetricRow] = []
+    for f in cv.folds:
+        for name, value in (("rmse", f.rmse), ("mae", f.mae), ("mpe", f.mpe),
+                            ("fit_seconds", f.fit_seconds), ("test_seconds", f.test_seconds)):  # fmt: skip
+            rows.append((cv.algorithm, f.fold, name, value))
+    for name, summ in (("rmse", cv.rmse), ("mae", cv.mae), ("mpe", cv.mpe)):
+        rows += [(cv.algorithm, None, name, summ.mean), (cv.algorithm, None, f"{name}_std", summ.std)]
+    return rows
+
+
+def run(ctx: JobContext, p: ValidateParams) -> dict[str, Any]:
+    spec = AlgoSpec(p.model.algorithm, p.model.params)
+    with ctx.stage("load") as st:
+        ratings = load(p.data, ctx.settings)
+        st.rows_out = ratings.n_ratings
+    ranking_share = 0.25 if p.ranking else 0.0
+    with ctx.stage("cross_validate", rows_in=ratings.n_ratings) as st:
+        kwargs: dict[str, Any] = {} if p.baselines else {"baselines": ()}
+        report = validate(ratings, spec, k=p.k, seed=p.seed, n_jobs=p.n_jobs,
+                          with_surprise=p.with_surprise,
+                          progress=scaled(ctx.progress, 0.02, 0.96 - ranking_share), **kwargs)  # fmt: skip
+        st.rows_out = p.k * (1 + len(report.baselines))
+        st.extra["wall_seconds"] = report.model.wall_seconds
+    rows: list[MetricRow] = _rows(report.model)
+    for b in report.baselines:
+        rows += _rows(b)
+    result: dict[str, Any] = {
+        "data": p.data.describe(),
+        "n_ratings": ratings.n_ratings,
+        "k": p.k,
+        "seed": p.seed,
+        "model": _summary(report.model),
+        "baselines": [_summary(b) for b in report.baselines],
+    }
+    if report.surprise is not None:
+        sur = report.surprise
+        result["surprise"] = {"rmse": list(sur.rmse), "mae": list(sur.mae),
+                              "wall_seconds": sur.wall_seconds,
+                              "max_abs_difference": report.max_abs_difference}  # fmt: skip
+        for i, (r, m) in enumerate(zip(sur.rmse, sur.mae, strict=True)):
+            rows += [(f"surprise:{spec.name}", i, "rmse", r), (f"surprise:{spec.name}", i, "mae", m)]
+    if p.ranking:
+        with ctx.stage("ranking", rows_in=ratings.n_ratings) as st:
+            specs = (spec, AlgoSpec("baseline"), AlgoSpec("popularity"))
+            rk = evaluate_ranking(ratings, specs, n_test=p.ranking.n_test, k=p.ranking.k,
+                                  threshold=p.ranking.threshold,
+                                  progress=scaled(ctx.progress, 0.98 - ranking_share,
+                                                  ranking_share))  # fmt: skip
+            st.rows_out = rk.n_users_evaluated
+        k = rk.k
+        result["ranking"] = {
+            "k": k, "threshold": rk.threshold, "n_test": rk.n_test,
+            "users_evaluated": rk.n_users_evaluated,
+            "results": [
+                {"algorithm": r.algorithm, f"precision@{k}": r.precision, f"recall@{k}": r.recall,
+                 f"ndcg@{k}": r.ndcg, f"map@{k}": r.map, "hit_rate": r.hit_rate,
+                 "coverage": r.coverage}
+                for r in rk.results
+            ],
+        }  # fmt: skip
+        for r in rk.results:
+            for name, value in ((f"precision@{k}", r.precision), (f"recall@{k}", r.recall),
+                                (f"ndcg@{k}", r.ndcg), (f"map@{k}", r.map),
+                                ("hit_rate", r.hit_rate), ("coverage", r.coverage)):  # fmt: skip
+                rows.append((f"ranking:{r.algorithm}", None, name, value))
+    with ctx.stage("store", rows_in=len(rows)), session_scope(ctx.settings.sqlalchemy_url) as s:
+        result["metrics_stored"] = repo.add_metrics(s, ctx.job_id, None, rows)
+    return result
+
+
+register(JobKind("validate", ValidateParams, run, "k-fold CV with RMSE, MAE, MPE and ranking."))

@@ -1,0 +1,162 @@
+"""Contract v1 validation as Spark SQL expressions, derived from ``backend.streaming.events``.
+
+The raw record is parsed once with ``try_parse_json`` into a ``VARIANT`` (Spark 4). A variant keeps
+each JSON value's own type, so ``schema_of_variant`` tells a JSON string from a number exactly as
+Python's ``json`` does. ``from_json`` against a ``StructType`` cannot: it turns ``"user": 123``
+into the string ``"123"`` and would let a wrong type through. The checks follow the same
+``FIELDS`` table and the same order as ``validate_event``, so both give the same reason code.
+
+Known differences from the Python validator (all on records no producer of ours writes):
+
+* Invalid UTF-8 in a Kafka value is decoded leniently by Spark before parsing; Python rejects the
+  record as ``not_json``. Spark may accept it if the replaced characters still form valid JSON.
+* A number too large for a double (``1e400``) is ``inf`` in Python (so ``rating_out_of_scale``)
+  and may fail to parse in Spark (``not_json``).
+* ``now`` is the micro-batch's timestamp (deterministic when a batch is replayed after a crash),
+  not the moment each record is looked at.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from backend.streaming.events import (
+    EVENT_TYPES,
+    FIELDS,
+    ID_PATTERN,
+    SCHEMA_VERSION,
+    FieldSpec,
+    ValidationRules,
+)
+
+if TYPE_CHECKING:
+    from pyspark.sql import Column, DataFrame
+
+_INTEGER_TYPES = ("TINYINT", "SMALLINT", "INT", "BIGINT")
+
+
+def with_validation(
+    df: DataFrame,
+    value: str,
+    *,
+    now_ms: Column,
+    rules: ValidationRules,
+    value_is_binary: bool = False,
+) -> DataFrame:
+    """``df`` plus the columns ``reason``, ``field`` and the typed event columns.
+
+    ``value`` names the column holding the raw record. ``reason`` is null for a valid record, else
+    a code from ``events.REASONS``; ``field`` names the field at fault (null when the whole record
+    is at fault). The typed columns (``FIELDS`` order; ``ts`` and ``sent_at`` as UTC timestamps)
+    are meaningful only where ``reason`` is null. ``now_ms`` is the validating clock in epoch
+    milliseconds (the ingestion job passes the micro-batch timestamp).
+
+    The record is parsed once and each field's JSON type looked up once, in separate projections:
+    every check refers to them many times, and inside a CASE expression Spark would otherwise
+    evaluate them again at each reference.
+    """
+    from pyspark.sql import functions as F
+
+    text = F.col(value).cast("string") if value_is_binary else F.col(value)
+    staged = df.withColumns(
+        {
+            "_size": F.octet_length(F.col(value)),
+            # A JSON text that parses and starts with "{" is an object; arrays and scalars don't.
+            "_is_object": text.startswith("{") | text.rlike(r"\A[ \t\r\n]+\{"),
+            "_v": F.try_parse_json(text),
+        }
+    )
+    # One lookup per field; its JSON type and typed value are read from the small sub-variant.
+    staged = staged.withColumns(
+        {f"_f_{s.name}": F.variant_get(F.col("_v"), f"$.{s.name}", "variant") for s in FIELDS}
+    )
+    spark_types = {"string": "string", "integer": "bigint", "number": "double"}
+    staged = staged.withColumns(
+        {
+            **{f"_k_{s.name}": F.schema_of_variant(F.col(f"_f_{s.name}")) for s in FIELDS},
+            **{
+                f"_t_{s.name}": F.try_variant_get(F.col(f"_f_{s.name}"), "$", spark_types[s.kind])
+                for s in FIELDS
+            },
+        }
+    )
+    reason, field = _reason_columns(rules, now_ms)
+    staged = staged.withColumns({"reason": reason, "field": field})
+    typed: dict[str, Column] = {}
+    for spec in FIELDS:
+        col = F.col(f"_t_{spec.name}")
+        if spec.name in ("ts", "sent_at"):
+            typed[spec.name] = F.timestamp_millis(col)
+        elif spec.name == "schema_version":
+            typed[spec.name] = col.cast("int")
+        else:
+            typed[spec.name] = col
+    temps = ["_size", "_is_object", "_v"] + [f"_{p}_{s.name}" for s in FIELDS for p in "fkt"]
+    return staged.withColumns(typed).drop(*temps)
+
+
+def _reason_columns(rules: ValidationRules, now_ms: Column) -> tuple[Column, Column]:
+    from pyspark.sql import functions as F
+
+    def kind(name: str) -> Column:
+        return F.col(f"_k_{name}")
+
+    def present(name: str) -> Column:
+        return kind(name).isNotNull() & (kind(name) != F.lit("VOID"))
+
+    def kind_ok(spec: FieldSpec) -> Column:
+        k = kind(spec.name)
+        if spec.kind == "string":
+            return k == F.lit("STRING")
+        if spec.kind == "integer":
+            return k.isin(*_INTEGER_TYPES)
+        return k.isin(*_INTEGER_TYPES, "DOUBLE", "FLOAT") | k.startswith("DECIMAL")
+
+    def typed(name: str) -> Column:
+        return F.col(f"_t_{name}")
+
+    event_type = typed("type")
+    rating = typed("rating")
+    ts = typed("ts")
+    low, high = rules.scale
+
+    checks: list[tuple[Column, str, str | None]] = [
+        (F.col("_size") > F.lit(rules.max_bytes), "oversized", None),
+        (F.col("_v").isNull() | ~F.col("_is_object"), "not_json", None),
+    ]
+    checks += [(~present(s.name), "missing_field", s.name) for s in FIELDS if s.required]
+    checks += [(present(s.name) & ~kind_ok(s), "wrong_type", s.name) for s in FIELDS]
+    checks += [
+        (typed("schema_version") != F.lit(SCHEMA_VERSION), "unsupported_version", "schema_version"),
+        (~event_type.isin(*EVENT_TYPES), "unknown_type", "type"),
+        ((event_type == F.lit("rating")) & ~present("rating"), "missing_field", "rating"),
+        (present("experiment") & ~present("variant"), "missing_field", "variant"),
+        (present("variant") & ~present("experiment"), "missing_field", "experiment"),
+    ]
+    for spec in FIELDS:
+        if spec.kind != "string" or spec.max_length is None:
+            continue
+        col = typed(spec.name)
+        if spec.id_like:
+            bad = ~col.rlike(rf"\A{ID_PATTERN}{{1,{spec.max_length}}}\z")
+        else:
+            bad = (F.char_length(col) < 1) | (F.char_length(col) > spec.max_length)
+        checks.append((present(spec.name) & bad, "bad_id", spec.name))
+    checks += [
+        (present("rating") & (event_type != F.lit("rating")), "rating_not_allowed", "rating"),
+        ((rating < F.lit(low)) | (rating > F.lit(high)), "rating_out_of_scale", "rating"),
+        (ts > now_ms + F.lit(rules.max_future_skew_ms), "ts_too_far_future", "ts"),
+    ]
+    too_old = ts < F.lit(0)
+    if rules.max_age_ms is not None:
+        too_old = too_old | (ts < now_ms - F.lit(rules.max_age_ms))
+    checks.append((too_old, "ts_too_far_past", "ts"))
+
+    reason = F.lit(None).cast("string")
+    field = F.lit(None).cast("string")
+    for cond, code, name in reversed(checks):
+        # A null condition means "this check does not apply" (e.g. no rating to compare).
+        cond = F.coalesce(cond, F.lit(False))
+        reason = F.when(cond, F.lit(code)).otherwise(reason)
+        field = F.when(cond, F.lit(name)).otherwise(field)
+    return reason, field

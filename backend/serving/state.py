@@ -1,0 +1,160 @@
+"""The active model held in memory by each API process, reloaded when another is activated.
+
+Each API worker process polls the ``models`` table for the active version (one indexed query
+every ``serving_refresh_s``) in a background thread. A new version is loaded next to the old one
+and swapped in with a single reference assignment, so requests never wait for a load and never
+see a half-loaded model: reloads have no downtime, and every process notices the change.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from backend.db.session import session_scope
+from backend.recsys.artifacts import load_artifact
+from backend.recsys.model import FactorModel
+from backend.recsys.similar import SimilarityIndex, similarity_index
+from backend.recsys.topn import CategoryIndex, IdIndex
+from backend.registry import repository as repo
+
+log = logging.getLogger(__name__)
+
+ITEMS_FILE = "items.json"
+
+
+@dataclass(frozen=True, eq=False)
+class ServingModel:
+    model_id: int
+    version: str
+    model: FactorModel
+    ids: IdIndex
+    titles: npt.NDArray[np.object_] | None
+    categories: CategoryIndex | None
+    loaded_at: datetime
+    _similar: list[SimilarityIndex] = field(default_factory=list)
+
+    def similarity(self) -> SimilarityIndex:
+        if not self._similar:
+            self._similar.append(similarity_index(self.model))
+        return self._similar[0]
+
+
+def write_items(artifact_dir: Path, items: list[dict[str, Any]]) -> None:
+    """Store item metadata (item, title, genres) next to an artifact, for titles and filters."""
+    tmp = artifact_dir / (ITEMS_FILE + ".tmp")
+    tmp.write_text(json.dumps(items, ensure_ascii=False))
+    tmp.replace(artifact_dir / ITEMS_FILE)
+
+
+def load_serving_model(model_id: int, version: str, path: Path) -> ServingModel:
+    loaded = load_artifact(path)
+    model = loaded.model
+    ids = IdIndex.from_model(model)
+    titles = None
+    categories = None
+    items_file = path / ITEMS_FILE
+    if items_file.is_file():
+        items = json.loads(items_file.read_text())
+        title_of = {str(r["item"]): r.get("title") for r in items}
+        titles = np.array([title_of.get(i) for i in model.item_ids.tolist()], dtype=object)
+        categories = CategoryIndex.from_metadata(
+            model, {str(r["item"]): r.get("genres") or [] for r in items}
+        )
+    return ServingModel(
+        model_id=model_id,
+        version=version,
+        model=model,
+        ids=ids,
+        titles=titles,
+        categories=categories,
+        loaded_at=datetime.now(UTC),
+    )
+
+
+class ModelHolder:
+    """Holds the current ServingModel; ``refresh()`` swaps in a newly activated version."""
+
+    def __init__(self, database_url: str, refresh_s: float) -> None:
+        self._url = database_url
+        self._refresh_s = refresh_s
+        self._current: ServingModel | None = None
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.last_error: str | None = None
+        self._cache: dict[str, ServingModel] = {}
+
+    @property
+    def current(self) -> ServingModel | None:
+        return self._current
+
+    def refresh(self) -> bool:
+        """Load the active version if it changed; returns True when a new model was swapped in."""
+        with self._lock:
+            try:
+                with session_scope(self._url) as s:
+                    pointer = repo.active_pointer(s)
+            except Exception as exc:  # the database may be briefly away; keep serving
+                self.last_error = f"cannot read the active model: {exc}"
+                return False
+            if pointer is None:
+                self._current = None
+                return False
+            model_id, version, path = pointer
+            cur = self._current
+            if cur is not None and cur.model_id == model_id:
+                return False
+            t0 = time.perf_counter()
+            try:
+                new = load_serving_model(model_id, version, Path(path))
+            except Exception as exc:
+                self.last_error = f"cannot load model {version}: {exc}"
+                log.error("%s; still serving %s", self.last_error, cur and cur.version)
+                return False
+            self._current = new
+            self.last_error = None
+            log.info("serving model %s (loaded in %.3fs)", version, time.perf_counter() - t0)
+            return True
+
+    def by_version(self, version: str) -> ServingModel:
+        """Any registered version (for side-by-side scenarios), cached per process."""
+        cur = self._current
+        if cur is not None and cur.version == version:
+            return cur
+        hit = self._cache.get(version)
+        if hit is not None:
+            return hit
+        from backend.errors import NotFoundError
+
+        with session_scope(self._url) as s:
+            row = repo.by_version(s, version)
+            if row is None:
+                raise NotFoundError(f"model version {version!r} not found")
+            model_id, path = row.id, Path(row.path)
+        sm = load_serving_model(model_id, version, path)
+        if len(self._cache) >= 4:
+            self._cache.pop(next(iter(self._cache)))
+        self._cache[version] = sm
+        return sm
+
+    def start(self) -> None:
+        self.refresh()
+        self._thread = threading.Thread(target=self._loop, name="model-refresh", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self._refresh_s):
+            self.refresh()
+
+    def stop(self) -> None:
+        self._stop.set()

@@ -1,0 +1,527 @@
+"""The interaction-event contract, version 1: the one definition every part of Recflow uses.
+
+An event is one JSON object (UTF-8, one per Kafka record or one per line of a JSON-lines file)::
+
+    {"schema_version": 1, "event_id": "e-42", "user": "u17", "item": "i9", "type": "rating",
+     "rating": 4.5, "ts": 1700000000000, "experiment": "home", "variant": "B", "source": "sim"}
+
+``FIELDS`` below is the single source of truth. From it are derived:
+
+* ``json_schema()``: a JSON Schema (draft 2020-12) for the README and ``GET /api/v1/events/schema``;
+* ``validate_event()``: the Python validator, returning an ``Event`` or a ``Rejected`` with one
+  reason code from the closed set ``REASONS``;
+* ``spark_schema()``: the Spark ``StructType`` of a valid event as it is stored in the lake;
+* ``backend.pipeline.validation``: the same rules as Spark SQL expressions (same reason codes, same
+  order of checks), so an event rejected here is quarantined by the ingestion job, and vice versa.
+
+Canonical time form: ``ts`` is the event time as an integer number of **milliseconds since the
+Unix epoch (UTC)**. ISO-8601 strings are not accepted: one form means no time-zone ambiguity and an
+exact comparison with Kafka record timestamps, which are epoch milliseconds too.
+
+Checks run in this order, and the first failure decides the reason:
+
+1. ``oversized``: the raw record is longer than ``max_bytes`` (UTF-8 bytes).
+2. ``not_json``: not valid UTF-8 JSON, a duplicate key, NaN/Infinity, or not a JSON object.
+3. ``missing_field``: a required field is absent or ``null`` (in field order).
+4. ``wrong_type``: a field present with the wrong JSON type (strings must be strings; ``rating`` a
+   number; ``schema_version``, ``ts`` and ``sent_at`` integers that fit in 64 bits; booleans are
+   never numbers).
+5. ``unsupported_version``: ``schema_version`` is not 1.
+6. ``unknown_type``: ``type`` is not one of ``EVENT_TYPES``.
+7. ``missing_field``: ``rating`` absent on a rating event, or only one of ``experiment`` and
+   ``variant`` given.
+8. ``bad_id``: ``event_id`` is empty or longer than 128 characters, or ``user``, ``item``,
+   ``experiment``, ``variant`` or ``source`` is not 1-64 characters of ``[A-Za-z0-9_-]``.
+9. ``rating_not_allowed``: a non-null ``rating`` on an event whose type is not ``rating``.
+10. ``rating_out_of_scale``: ``rating`` outside the configured scale (inclusive; default 1-5).
+11. ``ts_too_far_future`` / ``ts_too_far_past``: ``ts`` later than now + ``max_future_skew``, or
+    negative or earlier than now - ``max_age`` (when a maximum age is set; replays of historical
+    ratings need none).
+
+Unknown extra fields are ignored (forward compatibility); they are not stored in the lake.
+Duplicates (the same ``event_id`` twice) are not a validation failure: the ingestion job drops
+them within its dedupe watermark and counts them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, Final, Literal
+
+import orjson
+
+if TYPE_CHECKING:
+    from pyspark.sql.types import StructType
+
+SCHEMA_VERSION: Final = 1
+
+EventType = Literal["impression", "click", "view", "rating", "purchase"]
+EVENT_TYPES: Final[tuple[str, ...]] = ("impression", "click", "view", "rating", "purchase")
+
+Reason = Literal[
+    "oversized",
+    "not_json",
+    "missing_field",
+    "wrong_type",
+    "unsupported_version",
+    "unknown_type",
+    "bad_id",
+    "rating_not_allowed",
+    "rating_out_of_scale",
+    "ts_too_far_future",
+    "ts_too_far_past",
+]
+#: The closed set of rejection reasons, in the order the checks run.
+REASONS: Final[tuple[str, ...]] = (
+    "oversized",
+    "not_json",
+    "missing_field",
+    "wrong_type",
+    "unsupported_version",
+    "unknown_type",
+    "bad_id",
+    "rating_not_allowed",
+    "rating_out_of_scale",
+    "ts_too_far_future",
+    "ts_too_far_past",
+)
+
+ID_PATTERN: Final = "[A-Za-z0-9_-]"
+ID_MAX_LENGTH: Final = 64
+EVENT_ID_MAX_LENGTH: Final = 128
+INT64_MIN: Final = -(2**63)
+INT64_MAX: Final = 2**63 - 1
+
+FieldKind = Literal["string", "integer", "number"]
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """One field of the contract.
+
+    ``required`` fields must be present and non-null; ``rating`` is required only on rating events
+    and ``experiment``/``variant`` only together (rules 7 and 9 in the module docstring).
+    ``id_like`` strings must be 1-``max_length`` characters of ``ID_PATTERN``; other strings only
+    1-``max_length`` characters.
+    """
+
+    name: str
+    kind: FieldKind
+    required: bool
+    description: str
+    max_length: int | None = None
+    id_like: bool = False
+
+
+FIELDS: Final[tuple[FieldSpec, ...]] = (
+    FieldSpec("schema_version", "integer", True, "Contract version; always 1."),
+    FieldSpec(
+        "event_id",
+        "string",
+        True,
+        "Unique id of the event, chosen by the producer; repeats are dropped as duplicates.",
+        max_length=EVENT_ID_MAX_LENGTH,
+    ),
+    FieldSpec("user", "string", True, "User id.", max_length=ID_MAX_LENGTH, id_like=True),
+    FieldSpec("item", "string", True, "Item id.", max_length=ID_MAX_LENGTH, id_like=True),
+    FieldSpec("type", "string", True, "Interaction type: " + ", ".join(EVENT_TYPES) + "."),
+    FieldSpec(
+        "rating",
+        "number",
+        False,
+        "Explicit rating within the configured scale; required iff type is rating, else null.",
+    ),
+    FieldSpec(
+        "experiment",
+        "string",
+        False,
+        "A/B experiment the user was exposed to; given together with variant.",
+        max_length=ID_MAX_LENGTH,
+        id_like=True,
+    ),
+    FieldSpec(
+        "variant",
+        "string",
+        False,
+        "Variant of the experiment; given together with experiment.",
+        max_length=ID_MAX_LENGTH,
+        id_like=True,
+    ),
+    FieldSpec("ts", "integer", True, "Event time in milliseconds since the Unix epoch (UTC)."),
+    FieldSpec(
+        "source",
+        "string",
+        False,
+        "Ingestion metadata: name of the producer (e.g. simulator, replay).",
+        max_length=ID_MAX_LENGTH,
+        id_like=True,
+    ),
+    FieldSpec(
+        "sent_at",
+        "integer",
+        False,
+        "Ingestion metadata: when the producer sent the event, epoch milliseconds (UTC).",
+    ),
+)
+FIELD_NAMES: Final[tuple[str, ...]] = tuple(f.name for f in FIELDS)
+_FIELD_BY_NAME: Final[dict[str, FieldSpec]] = {f.name: f for f in FIELDS}
+
+
+@dataclass(frozen=True)
+class ValidationRules:
+    """Limits applied on top of the field types.
+
+    ``max_bytes`` bounds the raw record (UTF-8 bytes); ``scale`` is the inclusive rating range;
+    ``max_future_skew`` is how far ``ts`` may be ahead of the validator's clock; ``max_age`` is
+    how far it may be behind (``None``: any non-negative ``ts``, as a replay of old ratings needs).
+    """
+
+    max_bytes: int = 4096
+    scale: tuple[float, float] = (1.0, 5.0)
+    max_future_skew: timedelta = timedelta(minutes=5)
+    max_age: timedelta | None = None
+
+    def __post_init__(self) -> None:
+        if self.max_bytes < 64:
+            raise ValueError(f"max_bytes must be at least 64, got {self.max_bytes}")
+        low, high = self.scale
+        if not (math.isfinite(low) and math.isfinite(high) and low < high):
+            raise ValueError(f"the rating scale must be two finite numbers low < high, got {low}")
+        if self.max_future_skew < timedelta(0):
+            raise ValueError("max_future_skew must not be negative")
+        if self.max_age is not None and self.max_age <= timedelta(0):
+            raise ValueError("max_age must be positive, or None for no limit")
+
+    @property
+    def max_future_skew_ms(self) -> int:
+        return int(self.max_future_skew / timedelta(milliseconds=1))
+
+    @property
+    def max_age_ms(self) -> int | None:
+        return None if self.max_age is None else int(self.max_age / timedelta(milliseconds=1))
+
+
+DEFAULT_RULES: Final = ValidationRules()
+
+
+@dataclass(frozen=True)
+class Event:
+    """A valid interaction event (contract v1). ``ts`` is epoch milliseconds, UTC."""
+
+    event_id: str
+    user: str
+    item: str
+    type: EventType
+    ts: int
+    rating: float | None = None
+    experiment: str | None = None
+    variant: str | None = None
+    source: str | None = None
+    sent_at: int | None = None
+    schema_version: int = field(default=SCHEMA_VERSION)
+
+    @property
+    def time(self) -> datetime:
+        """The event time as an aware UTC datetime."""
+        return datetime.fromtimestamp(self.ts / 1000, tz=UTC)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The event as a JSON-ready dict in field order; absent optional fields are left out."""
+        out: dict[str, Any] = {}
+        for name in FIELD_NAMES:
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = value
+        return out
+
+
+#: What the Python validator returns for a valid event.
+ValidEvent = Event
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """A record that fails the contract: one reason code, the field at fault, a message, the raw."""
+
+    reason: Reason
+    field: str | None
+    message: str
+    raw: bytes
+
+
+def new_event_id() -> str:
+    """A random 32-character event id (UUID4 hex), for producers without a natural id."""
+    return uuid.uuid4().hex
+
+
+def now_ms() -> int:
+    """The current time in epoch milliseconds (UTC)."""
+    return int(datetime.now(tz=UTC).timestamp() * 1000)
+
+
+def encode_event(event: Event | Mapping[str, Any]) -> bytes:
+    """Serialize an event to compact UTF-8 JSON (the wire form of Kafka values and JSON lines).
+
+    A mapping is written as given, which lets tests and the simulator produce malformed events.
+    """
+    payload = event.to_dict() if isinstance(event, Event) else dict(event)
+    return orjson.dumps(payload)
+
+
+def json_schema(rules: ValidationRules = DEFAULT_RULES) -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of contract v1 under ``rules`` (rating scale).
+
+    Limits that JSON Schema cannot state (the raw-size bound, the time window relative to the
+    validator's clock, 64-bit integer ranges) are described in ``description`` fields.
+    """
+    props: dict[str, Any] = {}
+    for spec in FIELDS:
+        prop: dict[str, Any] = {"description": spec.description}
+        if spec.kind == "string":
+            prop["type"] = "string"
+            if spec.id_like:
+                prop["pattern"] = f"^{ID_PATTERN}{{1,{spec.max_length}}}$"
+            elif spec.max_length is not None:
+                prop["minLength"] = 1
+                prop["maxLength"] = spec.max_length
+        elif spec.kind == "integer":
+            prop["type"] = "integer"
+            prop["minimum"] = INT64_MIN
+            prop["maximum"] = INT64_MAX
+        else:
+            prop["type"] = "number"
+        if not spec.required:
+            prop["type"] = [prop["type"], "null"]
+        props[spec.name] = prop
+    props["schema_version"] = {**props["schema_version"], "const": SCHEMA_VERSION}
+    props["type"] = {**props["type"], "enum": list(EVENT_TYPES)}
+    props["ts"] = {**props["ts"], "minimum": 0}
+    low, high = rules.scale
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "https://recflow.dev/schemas/interaction-event-v1.json",
+        "title": "Recflow interaction event v1",
+        "description": (
+            f"One interaction. Records longer than {rules.max_bytes} UTF-8 bytes are rejected; ts "
+            f"may be at most {rules.max_future_skew_ms} ms ahead of the ingesting clock"
+            + (
+                f" and at most {rules.max_age_ms} ms behind it"
+                if rules.max_age_ms is not None
+                else ""
+            )
+            + ". Unknown fields are ignored."
+        ),
+        "type": "object",
+        "required": [f.name for f in FIELDS if f.required],
+        "properties": props,
+        "dependentRequired": {"experiment": ["variant"], "variant": ["experiment"]},
+        "if": {"properties": {"type": {"const": "rating"}}, "required": ["type"]},
+        "then": {
+            "required": ["rating"],
+            "properties": {"rating": {"type": "number", "minimum": low, "maximum": high}},
+        },
+        "else": {"properties": {"rating": {"type": "null"}}},
+        "additionalProperties": True,
+    }
+
+
+def spark_schema() -> StructType:
+    """The Spark ``StructType`` of a valid event as stored in the lake.
+
+    ``ts`` becomes a UTC ``timestamp``; the lake adds ``ingested_at`` (timestamp) and
+    ``source_ref`` (Kafka ``topic/partition/offset`` or the landing file), and is partitioned by
+    ``dt`` (the event date, ``YYYY-MM-DD``, UTC), which lives in the directory names only.
+    """
+    from pyspark.sql.types import (
+        DoubleType,
+        IntegerType,
+        LongType,
+        StringType,
+        StructField,
+        StructType,
+        TimestampType,
+    )
+
+    kinds = {"string": StringType(), "integer": LongType(), "number": DoubleType()}
+    fields = []
+    for spec in FIELDS:
+        if spec.name == "ts":
+            fields.append(StructField("ts", TimestampType(), False))
+        elif spec.name == "sent_at":
+            fields.append(StructField("sent_at", TimestampType(), True))
+        elif spec.name == "schema_version":
+            fields.append(StructField("schema_version", IntegerType(), False))
+        else:
+            fields.append(StructField(spec.name, kinds[spec.kind], not spec.required))
+    fields.append(StructField("ingested_at", TimestampType(), False))
+    fields.append(StructField("source_ref", StringType(), True))
+    return StructType(fields)
+
+
+class _NotJson(ValueError):
+    pass
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _NotJson(f"duplicate key {key!r}")
+        out[key] = value
+    return out
+
+
+def _no_constants(name: str) -> Any:
+    raise _NotJson(f"{name} is not valid JSON")
+
+
+def _kind_matches(kind: FieldKind, value: Any) -> bool:
+    if kind == "string":
+        return isinstance(value, str)
+    if isinstance(value, bool):
+        return False
+    if kind == "integer":
+        return isinstance(value, int) and INT64_MIN <= value <= INT64_MAX
+    return isinstance(value, int | float)
+
+
+def _id_ok(value: str, max_length: int) -> bool:
+    return 1 <= len(value) <= max_length and all(
+        c.isascii() and (c.isalnum() or c in "_-") for c in value
+    )
+
+
+def validate_event(
+    raw: bytes | str,
+    *,
+    now: datetime | int | None = None,
+    rules: ValidationRules = DEFAULT_RULES,
+) -> Event | Rejected:
+    """Check one raw record against contract v1 and return the ``Event`` or why it is rejected.
+
+    ``now`` is the validator's clock (an aware datetime, or epoch milliseconds; default: the
+    current time); the time-window checks compare ``ts`` with it. The checks and their order are
+    listed in the module docstring; the first failing check gives the reason.
+    """
+    data = raw.encode("utf-8") if isinstance(raw, str) else bytes(raw)
+    if len(data) > rules.max_bytes:
+        return Rejected("oversized", None, f"record is {len(data)} bytes > {rules.max_bytes}", data)
+    try:
+        obj = json.loads(
+            data.decode("utf-8"),
+            object_pairs_hook=_no_duplicates,
+            parse_constant=_no_constants,
+        )
+    except (UnicodeDecodeError, ValueError) as exc:
+        return Rejected("not_json", None, f"not valid JSON: {exc}", data)
+    if not isinstance(obj, dict):
+        return Rejected("not_json", None, "an event must be a JSON object", data)
+
+    def present(name: str) -> bool:
+        return obj.get(name) is not None
+
+    for spec in FIELDS:
+        if spec.required and not present(spec.name):
+            return Rejected("missing_field", spec.name, f"{spec.name} is required", data)
+    for spec in FIELDS:
+        if present(spec.name) and not _kind_matches(spec.kind, obj[spec.name]):
+            want = {"string": "a string", "integer": "a 64-bit integer", "number": "a number"}
+            return Rejected(
+                "wrong_type", spec.name, f"{spec.name} must be {want[spec.kind]}", data
+            )
+    if obj["schema_version"] != SCHEMA_VERSION:
+        return Rejected(
+            "unsupported_version",
+            "schema_version",
+            f"schema_version {obj['schema_version']} is not supported (expected {SCHEMA_VERSION})",
+            data,
+        )
+    if obj["type"] not in EVENT_TYPES:
+        return Rejected(
+            "unknown_type", "type", f"type must be one of {', '.join(EVENT_TYPES)}", data
+        )
+    if obj["type"] == "rating" and not present("rating"):
+        return Rejected("missing_field", "rating", "rating is required on rating events", data)
+    if present("experiment") != present("variant"):
+        missing = "variant" if present("experiment") else "experiment"
+        return Rejected(
+            "missing_field", missing, "experiment and variant must be given together", data
+        )
+    for spec in FIELDS:
+        if spec.kind != "string" or spec.max_length is None or not present(spec.name):
+            continue
+        value: str = obj[spec.name]
+        if spec.id_like and not _id_ok(value, spec.max_length):
+            return Rejected(
+                "bad_id",
+                spec.name,
+                f"{spec.name} must be 1-{spec.max_length} characters of {ID_PATTERN}",
+                data,
+            )
+        if not spec.id_like and not 1 <= len(value) <= spec.max_length:
+            return Rejected(
+                "bad_id", spec.name, f"{spec.name} must be 1-{spec.max_length} characters", data
+            )
+    rating = obj.get("rating")
+    if rating is not None and obj["type"] != "rating":
+        return Rejected(
+            "rating_not_allowed", "rating", f"a {obj['type']} event must not carry a rating", data
+        )
+    low, high = rules.scale
+    if rating is not None and not low <= rating <= high:
+        return Rejected(
+            "rating_out_of_scale", "rating", f"rating {rating} is outside [{low}, {high}]", data
+        )
+    clock = _clock_ms(now)
+    ts: int = obj["ts"]
+    if ts > clock + rules.max_future_skew_ms:
+        return Rejected(
+            "ts_too_far_future",
+            "ts",
+            f"ts is {ts - clock} ms ahead of now (at most {rules.max_future_skew_ms} ms allowed)",
+            data,
+        )
+    max_age = rules.max_age_ms
+    if ts < 0 or (max_age is not None and ts < clock - max_age):
+        return Rejected(
+            "ts_too_far_past",
+            "ts",
+            "ts must be epoch milliseconds >= 0"
+            + ("" if max_age is None else f" and at most {max_age} ms before now"),
+            data,
+        )
+    return Event(
+        event_id=obj["event_id"],
+        user=obj["user"],
+        item=obj["item"],
+        type=obj["type"],
+        ts=ts,
+        rating=None if rating is None else float(rating),
+        experiment=obj.get("experiment"),
+        variant=obj.get("variant"),
+        source=obj.get("source"),
+        sent_at=obj.get("sent_at"),
+    )
+
+
+def _clock_ms(now: datetime | int | None) -> int:
+    if now is None:
+        return now_ms()
+    if isinstance(now, datetime):
+        if now.tzinfo is None:
+            raise ValueError("now must be an aware datetime (e.g. datetime.now(tz=UTC))")
+        return int(now.timestamp() * 1000)
+    return int(now)
+
+
+def field_spec(name: str) -> FieldSpec:
+    """The ``FieldSpec`` of a contract field, by name."""
+    try:
+        return _FIELD_BY_NAME[name]
+    except KeyError:
+        raise KeyError(f"{name!r} is not a field of the event contract v1") from None
