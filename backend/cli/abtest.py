@@ -112,8 +112,14 @@ def plan(
     if (mde_abs is None) == (mde_rel is None):
         fail("give exactly one of --mde-abs or --mde-rel")
     try:
-        p = plan_sample_size(baseline_ctr, mde_abs=mde_abs, mde_rel=mde_rel, alpha=alpha,
-                             power=power, n_variants=variants).to_dict()  # fmt: skip
+        p = plan_sample_size(
+            baseline_ctr,
+            mde_abs=mde_abs,
+            mde_rel=mde_rel,
+            alpha=alpha,
+            power=power,
+            n_variants=variants,
+        ).to_dict()
     except AbTestInputError as exc:
         fail(str(exc))
     if as_json:

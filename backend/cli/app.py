@@ -7,7 +7,7 @@ import sys
 
 import typer
 
-from backend.cli import abtest, db, demo, jobs
+from backend.cli import abtest, db, demo, jobs, recsys
 from backend.config import get_settings
 
 app = typer.Typer(
@@ -20,6 +20,11 @@ app = typer.Typer(
 app.add_typer(jobs.app, name="jobs")
 app.add_typer(db.app, name="db")
 app.add_typer(abtest.app, name="abtest")
+app.add_typer(recsys.simulate_app, name="simulate")
+app.add_typer(recsys.models_app, name="models")
+app.add_typer(recsys.datasets_app, name="datasets")
+for _command in (recsys.train, recsys.validate, recsys.search, recsys.recommend):
+    app.command()(_command)
 app.command("demo")(demo.demo)
 
 
@@ -54,9 +59,22 @@ def worker(
     """Start a Celery worker that runs jobs."""
     get_settings().ensure_dirs()
     args = [
-        sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker",
-        "-Q", "recflow", "-c", str(concurrency), "-P", pool, "--loglevel", loglevel, "-E",
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "workers.celery_app",
+        "worker",
+        "-Q",
+        "recflow",
+        "-c",
+        str(concurrency),
+        "-P",
+        pool,
+        "--loglevel",
+        loglevel,
+        "-E",
+    ]
     os.execv(sys.executable, args)
 
 
@@ -64,7 +82,13 @@ def worker(
 def flower(port: int = typer.Option(5555, help="port for the Flower UI")) -> None:
     """Start Flower to watch the workers (it sees them when the broker is Redis)."""
     args = [
-        sys.executable, "-m", "celery", "-A", "workers.celery_app", "flower",
-        f"--port={port}", "--address=127.0.0.1",
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "workers.celery_app",
+        "flower",
+        f"--port={port}",
+        "--address=127.0.0.1",
+    ]
     os.execv(sys.executable, args)

@@ -34,8 +34,12 @@ def _run_job(c: ApiClient, title: str, kind: str, params: dict[str, Any]) -> dic
 
 
 def step_platform(c: ApiClient) -> None:
-    _run_job(c, "1. platform: an echo job through the queue", "echo",
-             {"message": "hello from the demo", "sleep_s": 0.6, "stages": 3})  # fmt: skip
+    _run_job(
+        c,
+        "1. platform: an echo job through the queue",
+        "echo",
+        {"message": "hello from the demo", "sleep_s": 0.6, "stages": 3},
+    )
 
 
 STEPS: list[Step] = [step_platform]

@@ -81,16 +81,43 @@ def running_stack(
     full_env = {**os.environ, **(env or {})}
     port = free_port()
     api = _spawn(
-        [sys.executable, "-m", "uvicorn", "backend.api.app:create_app", "--factory",
-         "--host", "127.0.0.1", "--port", str(port), "--workers", str(api_workers),
-         "--log-level", "warning"],
-        log_dir / "api.log", full_env,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "backend.api.app:create_app",
+            "--factory",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(api_workers),
+            "--log-level",
+            "warning",
+        ],
+        log_dir / "api.log",
+        full_env,
+    )
     worker = _spawn(
-        [sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker", "-Q", "recflow",
-         "-c", str(worker_concurrency), "--loglevel", "INFO", "-E"],
-        log_dir / "worker.log", full_env,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "workers.celery_app",
+            "worker",
+            "-Q",
+            "recflow",
+            "-c",
+            str(worker_concurrency),
+            "--loglevel",
+            "INFO",
+            "-E",
+        ],
+        log_dir / "worker.log",
+        full_env,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         wait_ready(url, [api, worker])

@@ -99,6 +99,8 @@ def spark_conf(opts: SparkOptions) -> dict[str, str]:
         "spark.sql.streaming.stateStore.providerClass": _STATE_PROVIDERS[opts.state_store],
         # Keep enough progress reports for an availableNow run of many small batches.
         "spark.sql.streaming.numRecentProgressUpdates": "1000",
+        # No empty micro-batch just to evict expired state: it costs a full batch round trip.
+        "spark.sql.streaming.noDataMicroBatches.enabled": "false",
         # Parquet files in the lake are compressed with zstd: smaller than snappy, fast to read.
         "spark.sql.parquet.compression.codec": "zstd",
     }
@@ -140,6 +142,7 @@ def build_spark(opts: SparkOptions) -> SparkSession:
         "spark.sql.streaming.numRecentProgressUpdates",
         "spark.sql.parquet.compression.codec",
         "spark.sql.streaming.stateStore.providerClass",
+        "spark.sql.streaming.noDataMicroBatches.enabled",
     ):
         spark.conf.set(key, conf[key])
     spark.sparkContext.setLogLevel(opts.log_level)

@@ -47,9 +47,7 @@ def page(session: Session, limit: int) -> Sequence[ModelVersion]:
 
 def set_active(session: Session, model: ModelVersion) -> None:
     """Make ``model`` the only active version (one UPDATE clears, the other sets)."""
-    session.execute(
-        update(ModelVersion).where(ModelVersion.active.is_(True)).values(active=False)
-    )
+    session.execute(update(ModelVersion).where(ModelVersion.active.is_(True)).values(active=False))
     model.active = True
     model.activated_at = utcnow()
     session.flush()

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from backend.db.tables import ModelVersion
 from backend.errors import ConflictError, NotFoundError
+from backend.recsys.artifacts import load_artifact
+from backend.recsys.errors import DataError
 from backend.registry import repository as repo
 
 
@@ -33,13 +36,12 @@ def activate(session: Session, model_id: int) -> ModelVersion:
         raise NotFoundError(f"model {model_id} not found; GET /api/v1/models lists the versions")
     if model.active:
         return model
-    from pathlib import Path
-
-    if not Path(model.path).is_dir():
+    try:
+        load_artifact(Path(model.path))  # verifies every file against the manifest
+    except (DataError, OSError) as exc:
         raise ConflictError(
-            f"model {model_id} ({model.version}) has no artifact at {model.path}; "
-            "it cannot serve traffic"
-        )
+            f"model {model_id} ({model.version}) cannot serve traffic: {exc}"
+        ) from None
     repo.set_active(session, model)
     return model
 

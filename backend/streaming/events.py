@@ -431,9 +431,7 @@ def validate_event(
     for spec in FIELDS:
         if present(spec.name) and not _kind_matches(spec.kind, obj[spec.name]):
             want = {"string": "a string", "integer": "a 64-bit integer", "number": "a number"}
-            return Rejected(
-                "wrong_type", spec.name, f"{spec.name} must be {want[spec.kind]}", data
-            )
+            return Rejected("wrong_type", spec.name, f"{spec.name} must be {want[spec.kind]}", data)
     if obj["schema_version"] != SCHEMA_VERSION:
         return Rejected(
             "unsupported_version",

@@ -7,9 +7,9 @@ from typing import Annotated, Any
 import numpy as np
 import numpy.typing as npt
 from fastapi import APIRouter, Path, Query, Request
-from fastapi.responses import ORJSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from backend.api.responses import FastJSON
 from backend.errors import InvalidInputError, NotFoundError, UnavailableError
 from backend.recsys.errors import DataError
 from backend.recsys.foldin import fold_in, recommend_folded
@@ -111,7 +111,7 @@ def recommend_for(
     }
 
 
-@router.get("/users/{user_id}/recommendations", response_class=ORJSONResponse)
+@router.get("/users/{user_id}/recommendations", response_class=FastJSON)
 async def user_recommendations(
     request: Request,
     user_id: UserId,
@@ -119,12 +119,10 @@ async def user_recommendations(
     exclude_seen: bool = True,
     exclude: Annotated[list[str] | None, Query(description="item ids to leave out")] = None,
     category: Annotated[list[str] | None, Query(description="keep items of these")] = None,
-) -> ORJSONResponse:
+) -> FastJSON:
     """Top-N for a user from the active model; unknown users get the popularity fallback."""
     sm = _serving(request)
-    return ORJSONResponse(
-        recommend_for(sm, user_id, n, exclude_seen, _split(exclude), _split(category))
-    )
+    return FastJSON(recommend_for(sm, user_id, n, exclude_seen, _split(exclude), _split(category)))
 
 
 class BatchRequest(BaseModel):
@@ -137,32 +135,30 @@ class BatchRequest(BaseModel):
     category: list[str] | None = None
 
 
-@router.post("/recommendations/batch", response_class=ORJSONResponse)
-async def batch_recommendations(request: Request, body: BatchRequest) -> ORJSONResponse:
+@router.post("/recommendations/batch", response_class=FastJSON)
+async def batch_recommendations(request: Request, body: BatchRequest) -> FastJSON:
     """Top-N for up to 1,000 users in one call."""
     sm = _serving(request)
     results = [
         recommend_for(sm, u, body.n, body.exclude_seen, body.exclude, body.category)
         for u in body.users
     ]
-    return ORJSONResponse({"model_version": sm.version, "results": results})
+    return FastJSON({"model_version": sm.version, "results": results})
 
 
-@router.get("/items/{item_id}/similar", response_class=ORJSONResponse)
-async def similar(request: Request, item_id: ItemId, n: N = 10) -> ORJSONResponse:
+@router.get("/items/{item_id}/similar", response_class=FastJSON)
+async def similar(request: Request, item_id: ItemId, n: N = 10) -> FastJSON:
     """Items most similar to this one (cosine similarity of the item factors)."""
     sm = _serving(request)
     inner = sm.ids.items.get(item_id)
     if inner is None:
         raise NotFoundError(f"item {item_id!r} is not in the catalogue of model {sm.version}")
     top = similar_items(sm.model, inner, n)
-    return ORJSONResponse(
-        {"item": item_id, "model_version": sm.version, "items": _items(sm, top)}
-    )
+    return FastJSON({"item": item_id, "model_version": sm.version, "items": _items(sm, top)})
 
 
-@router.get("/users/{user_id}/history", response_class=ORJSONResponse)
-async def history(request: Request, user_id: UserId) -> ORJSONResponse:
+@router.get("/users/{user_id}/history", response_class=FastJSON)
+async def history(request: Request, user_id: UserId) -> FastJSON:
     """Items the user rated in the data the active model was trained on."""
     sm = _serving(request)
     inner = sm.ids.users.get(user_id)
@@ -171,7 +167,7 @@ async def history(request: Request, user_id: UserId) -> ORJSONResponse:
     seen = sm.model.seen(inner)
     raw = sm.model.item_ids[seen].tolist()
     titles = sm.titles[seen].tolist() if sm.titles is not None else [None] * len(raw)
-    return ORJSONResponse(
+    return FastJSON(
         {
             "user": user_id,
             "model_version": sm.version,
@@ -191,8 +187,8 @@ class WhatIfRequest(BaseModel):
     category: list[str] | None = None
 
 
-@router.post("/users/{user_id}/what-if", response_class=ORJSONResponse)
-async def what_if(request: Request, user_id: UserId, body: WhatIfRequest) -> ORJSONResponse:
+@router.post("/users/{user_id}/what-if", response_class=FastJSON)
+async def what_if(request: Request, user_id: UserId, body: WhatIfRequest) -> FastJSON:
     """What this user would see after these ratings: fold-in by ridge regression, no retraining."""
     sm = _serving(request)
     existing = sm.ids.users.get(user_id)
@@ -202,7 +198,7 @@ async def what_if(request: Request, user_id: UserId, body: WhatIfRequest) -> ORJ
         raise InvalidInputError(str(exc)) from None
     _, allowed = _filters(sm, None, body.category)
     top = recommend_folded(sm.model, folded, body.n, allowed_items=allowed)
-    return ORJSONResponse(
+    return FastJSON(
         {
             "user": user_id,
             "model_version": sm.version,
@@ -221,8 +217,8 @@ class CompareRequest(BaseModel):
     n: int = Field(default=10, ge=1, le=1000)
 
 
-@router.post("/scenarios/compare", response_class=ORJSONResponse)
-async def compare(request: Request, body: CompareRequest) -> ORJSONResponse:
+@router.post("/scenarios/compare", response_class=FastJSON)
+async def compare(request: Request, body: CompareRequest) -> FastJSON:
     """The user's top-N under several model versions side by side, with their overlap."""
     holder = _holder(request)
     models = {v: holder.by_version(v).model for v in body.versions}
@@ -230,7 +226,7 @@ async def compare(request: Request, body: CompareRequest) -> ORJSONResponse:
         result = compare_scenarios(models, body.user, body.n)
     except DataError as exc:
         raise NotFoundError(str(exc)) from None
-    return ORJSONResponse(_plain(result))
+    return FastJSON(_plain(result))
 
 
 def _plain(obj: Any) -> Any:

@@ -41,4 +41,11 @@ def all_kinds() -> dict[str, JobKind]:
 
 def _load_builtin() -> None:
     # Imported lazily so that the registry module has no import cycle with the kinds.
-    from backend.jobs.kinds import abtest, echo, train, validate  # noqa: F401
+    from backend.jobs.kinds import (  # noqa: F401
+        abtest,
+        echo,
+        search,
+        simulate,
+        train,
+        validate,
+    )

@@ -1,4 +1,4 @@
-"""``train``: fit a model on all the ratings, store a versioned artifact, register it, maybe promote.
+"""``train``: fit on all the ratings, store a versioned artifact, register it, maybe promote.
 
 Stages: load, validate (when ``validate_k`` > 0; its RMSE feeds the promotion gate), fit, save
 (atomic: a half-written artifact is never visible), register (a ``models`` row, metrics rows),
@@ -55,21 +55,36 @@ def run(ctx: JobContext, p: TrainParams) -> dict[str, Any]:
     with ctx.stage("load") as st:
         ratings = load(p.data, ctx.settings)
         st.rows_out = ratings.n_ratings
-        st.extra.update(users=ratings.n_users, items=ratings.n_items,
-                        duplicates_dropped=ratings.duplicates_dropped)  # fmt: skip
+        st.extra.update(
+            users=ratings.n_users,
+            items=ratings.n_items,
+            duplicates_dropped=ratings.duplicates_dropped,
+        )
     metrics: dict[str, Any] = {}
     metric_rows: list[tuple[str, int | None, str, float | None]] = []
     if p.validate_k:
         with ctx.stage("validate", rows_in=ratings.n_ratings) as st:
-            cv = cross_validate(ratings, spec, k=p.validate_k, seed=p.seed, n_jobs=p.n_jobs,
-                                progress=scaled(ctx.progress, 0.05, 0.45))  # fmt: skip
-            metrics.update(cv_rmse=cv.rmse.mean, cv_mae=cv.mae.mean, cv_mpe=cv.mpe.mean,
-                           cv_k=p.validate_k)  # fmt: skip
+            cv = cross_validate(
+                ratings,
+                spec,
+                k=p.validate_k,
+                seed=p.seed,
+                n_jobs=p.n_jobs,
+                progress=scaled(ctx.progress, 0.05, 0.45),
+            )
+            metrics.update(
+                cv_rmse=cv.rmse.mean, cv_mae=cv.mae.mean, cv_mpe=cv.mpe.mean, cv_k=p.validate_k
+            )
             for f in cv.folds:
-                metric_rows += [(spec.name, f.fold, "rmse", f.rmse), (spec.name, f.fold, "mae", f.mae),
-                                (spec.name, f.fold, "mpe", f.mpe)]  # fmt: skip
-            metric_rows += [(spec.name, None, "rmse", cv.rmse.mean),
-                            (spec.name, None, "mae", cv.mae.mean)]  # fmt: skip
+                metric_rows += [
+                    (spec.name, f.fold, "rmse", f.rmse),
+                    (spec.name, f.fold, "mae", f.mae),
+                    (spec.name, f.fold, "mpe", f.mpe),
+                ]
+            metric_rows += [
+                (spec.name, None, "rmse", cv.rmse.mean),
+                (spec.name, None, "mae", cv.mae.mean),
+            ]
             st.rows_out = len(cv.folds)
     with ctx.stage("fit", rows_in=ratings.n_ratings) as st:
         t0 = time.perf_counter()
@@ -80,8 +95,13 @@ def run(ctx: JobContext, p: TrainParams) -> dict[str, Any]:
     version = p.version or f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}-j{ctx.job_id}"
     with ctx.stage("save") as st:
         metrics.update(n_users=model.n_users, n_items=model.n_items, n_ratings=ratings.n_ratings)
-        path = save_artifact(model, ctx.settings.models_dir, version, metrics=metrics,
-                             fingerprint=ratings.fingerprint)  # fmt: skip
+        path = save_artifact(
+            model,
+            ctx.settings.models_dir,
+            version,
+            metrics=metrics,
+            fingerprint=ratings.fingerprint,
+        )
         if p.items is not None:
             items = load_items(Path(p.items.path), p.items.format)
             write_items(path, items.to_dict(orient="records"))
@@ -108,7 +128,9 @@ def run(ctx: JobContext, p: TrainParams) -> dict[str, Any]:
         elif p.activate == "never":
             allowed, reason = False, "activate=never"
         else:
-            allowed, reason = registry.gate_allows(metrics, None if current is None else current.metrics)
+            allowed, reason = registry.gate_allows(
+                metrics, None if current is None else current.metrics
+            )
         if allowed:
             repo.set_active(s, row)
         model_id = row.id
@@ -125,4 +147,6 @@ def run(ctx: JobContext, p: TrainParams) -> dict[str, Any]:
     }
 
 
-register(JobKind("train", TrainParams, run, "Fit a model, store a versioned artifact, register it."))
+register(
+    JobKind("train", TrainParams, run, "Fit a model, store a versioned artifact, register it.")
+)

@@ -56,22 +56,38 @@ def _summary(cv: CVResult) -> dict[str, Any]:
         "test_seconds": {"mean": cv.test_seconds.mean, "std": cv.test_seconds.std},
         "wall_seconds": cv.wall_seconds,
         "folds": [
-            {"fold": f.fold, "rmse": f.rmse, "mae": f.mae, "mpe": f.mpe,
-             "mpe_zero_ratings_excluded": f.mpe_zero_ratings_excluded, "n_train": f.n_train,
-             "n_test": f.n_test, "fit_seconds": f.fit_seconds, "test_seconds": f.test_seconds}
+            {
+                "fold": f.fold,
+                "rmse": f.rmse,
+                "mae": f.mae,
+                "mpe": f.mpe,
+                "mpe_zero_ratings_excluded": f.mpe_zero_ratings_excluded,
+                "n_train": f.n_train,
+                "n_test": f.n_test,
+                "fit_seconds": f.fit_seconds,
+                "test_seconds": f.test_seconds,
+            }
             for f in cv.folds
         ],
-    }  # fmt: skip
+    }
 
 
 def _rows(cv: CVResult) -> list[MetricRow]:
     rows: list[MetricRow] = []
     for f in cv.folds:
-        for name, value in (("rmse", f.rmse), ("mae", f.mae), ("mpe", f.mpe),
-                            ("fit_seconds", f.fit_seconds), ("test_seconds", f.test_seconds)):  # fmt: skip
+        for name, value in (
+            ("rmse", f.rmse),
+            ("mae", f.mae),
+            ("mpe", f.mpe),
+            ("fit_seconds", f.fit_seconds),
+            ("test_seconds", f.test_seconds),
+        ):
             rows.append((cv.algorithm, f.fold, name, value))
     for name, summ in (("rmse", cv.rmse), ("mae", cv.mae), ("mpe", cv.mpe)):
-        rows += [(cv.algorithm, None, name, summ.mean), (cv.algorithm, None, f"{name}_std", summ.std)]
+        rows += [
+            (cv.algorithm, None, name, summ.mean),
+            (cv.algorithm, None, f"{name}_std", summ.std),
+        ]
     return rows
 
 
@@ -83,9 +99,16 @@ def run(ctx: JobContext, p: ValidateParams) -> dict[str, Any]:
     ranking_share = 0.25 if p.ranking else 0.0
     with ctx.stage("cross_validate", rows_in=ratings.n_ratings) as st:
         kwargs: dict[str, Any] = {} if p.baselines else {"baselines": ()}
-        report = validate(ratings, spec, k=p.k, seed=p.seed, n_jobs=p.n_jobs,
-                          with_surprise=p.with_surprise,
-                          progress=scaled(ctx.progress, 0.02, 0.96 - ranking_share), **kwargs)  # fmt: skip
+        report = validate(
+            ratings,
+            spec,
+            k=p.k,
+            seed=p.seed,
+            n_jobs=p.n_jobs,
+            with_surprise=p.with_surprise,
+            progress=scaled(ctx.progress, 0.02, 0.96 - ranking_share),
+            **kwargs,
+        )
         st.rows_out = p.k * (1 + len(report.baselines))
         st.extra["wall_seconds"] = report.model.wall_seconds
     rows: list[MetricRow] = _rows(report.model)
@@ -101,34 +124,57 @@ def run(ctx: JobContext, p: ValidateParams) -> dict[str, Any]:
     }
     if report.surprise is not None:
         sur = report.surprise
-        result["surprise"] = {"rmse": list(sur.rmse), "mae": list(sur.mae),
-                              "wall_seconds": sur.wall_seconds,
-                              "max_abs_difference": report.max_abs_difference}  # fmt: skip
+        result["surprise"] = {
+            "rmse": list(sur.rmse),
+            "mae": list(sur.mae),
+            "wall_seconds": sur.wall_seconds,
+            "max_abs_difference": report.max_abs_difference,
+        }
         for i, (r, m) in enumerate(zip(sur.rmse, sur.mae, strict=True)):
-            rows += [(f"surprise:{spec.name}", i, "rmse", r), (f"surprise:{spec.name}", i, "mae", m)]
+            rows += [
+                (f"surprise:{spec.name}", i, "rmse", r),
+                (f"surprise:{spec.name}", i, "mae", m),
+            ]
     if p.ranking:
         with ctx.stage("ranking", rows_in=ratings.n_ratings) as st:
             specs = (spec, AlgoSpec("baseline"), AlgoSpec("popularity"))
-            rk = evaluate_ranking(ratings, specs, n_test=p.ranking.n_test, k=p.ranking.k,
-                                  threshold=p.ranking.threshold,
-                                  progress=scaled(ctx.progress, 0.98 - ranking_share,
-                                                  ranking_share))  # fmt: skip
+            rk = evaluate_ranking(
+                ratings,
+                specs,
+                n_test=p.ranking.n_test,
+                k=p.ranking.k,
+                threshold=p.ranking.threshold,
+                progress=scaled(ctx.progress, 0.98 - ranking_share, ranking_share),
+            )
             st.rows_out = rk.n_users_evaluated
         k = rk.k
         result["ranking"] = {
-            "k": k, "threshold": rk.threshold, "n_test": rk.n_test,
+            "k": k,
+            "threshold": rk.threshold,
+            "n_test": rk.n_test,
             "users_evaluated": rk.n_users_evaluated,
             "results": [
-                {"algorithm": r.algorithm, f"precision@{k}": r.precision, f"recall@{k}": r.recall,
-                 f"ndcg@{k}": r.ndcg, f"map@{k}": r.map, "hit_rate": r.hit_rate,
-                 "coverage": r.coverage}
+                {
+                    "algorithm": r.algorithm,
+                    f"precision@{k}": r.precision,
+                    f"recall@{k}": r.recall,
+                    f"ndcg@{k}": r.ndcg,
+                    f"map@{k}": r.map,
+                    "hit_rate": r.hit_rate,
+                    "coverage": r.coverage,
+                }
                 for r in rk.results
             ],
-        }  # fmt: skip
+        }
         for r in rk.results:
-            for name, value in ((f"precision@{k}", r.precision), (f"recall@{k}", r.recall),
-                                (f"ndcg@{k}", r.ndcg), (f"map@{k}", r.map),
-                                ("hit_rate", r.hit_rate), ("coverage", r.coverage)):  # fmt: skip
+            for name, value in (
+                (f"precision@{k}", r.precision),
+                (f"recall@{k}", r.recall),
+                (f"ndcg@{k}", r.ndcg),
+                (f"map@{k}", r.map),
+                ("hit_rate", r.hit_rate),
+                ("coverage", r.coverage),
+            ):
                 rows.append((f"ranking:{r.algorithm}", None, name, value))
     with ctx.stage("store", rows_in=len(rows)), session_scope(ctx.settings.sqlalchemy_url) as s:
         result["metrics_stored"] = repo.add_metrics(s, ctx.job_id, None, rows)

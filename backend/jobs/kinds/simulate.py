@@ -1,0 +1,147 @@
+"""``simulate``: scenarios on trained models, without retraining.
+
+Modes: ``precompute`` writes every user's top-N of a model version to the lake as Parquet (and
+into Redis for O(1) serving when a Redis URL is configured), by blocked matrix multiplication
+with bounded memory; ``compare`` lists one user's top-N under several versions side by side with
+their overlap; ``what_if`` folds hypothetical ratings into a user and returns the new top-N.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from backend.db.session import session_scope
+from backend.jobs.context import JobContext
+from backend.jobs.kinds import JobKind, register
+from backend.recsys.artifacts import load_artifact
+from backend.recsys.foldin import fold_in, recommend_folded
+from backend.recsys.model import FactorModel
+from backend.recsys.precompute import precompute_topn
+from backend.recsys.scenarios import compare_scenarios
+from backend.recsys.topn import id_index
+from backend.registry import repository as repo
+
+
+class SimulateParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    mode: Literal["precompute", "compare", "what_if"] = "precompute"
+    version: str | None = Field(default=None, description="model version (default: the active)")
+    versions: list[str] = Field(default_factory=list, max_length=8, description="for compare")
+    user: str | None = Field(default=None, description="for compare and what_if")
+    ratings: dict[str, float] = Field(default_factory=dict, description="for what_if")
+    reg: float = Field(default=5.0, ge=0)
+    n: int = Field(default=10, ge=1, le=1000)
+    to_redis: bool = Field(default=False, description="precompute: also SET each list in Redis")
+    memory_budget_mb: int = Field(default=256, ge=8, le=65_536)
+
+    @model_validator(mode="after")
+    def _mode_needs(self) -> SimulateParams:
+        if self.mode == "compare" and (not self.user or len(self.versions) < 2):
+            raise ValueError("mode=compare needs user and at least two versions")
+        if self.mode == "what_if" and (not self.user or not self.ratings):
+            raise ValueError("mode=what_if needs user and ratings {item: rating}")
+        return self
+
+
+def _model(ctx: JobContext, version: str | None) -> tuple[str, FactorModel]:
+    with session_scope(ctx.settings.sqlalchemy_url) as s:
+        row = repo.by_version(s, version) if version else repo.active(s)
+        if row is None:
+            raise ValueError(
+                f"model version {version!r} not found"
+                if version
+                else "no active model; train one first (kind=train) or pass version"
+            )
+        name, path = row.version, Path(row.path)
+    return name, load_artifact(path).model
+
+
+def run(ctx: JobContext, p: SimulateParams) -> dict[str, Any]:
+    if p.mode == "compare":
+        with ctx.stage("load") as st:
+            models = dict(_model(ctx, v) for v in p.versions)
+            st.rows_out = len(models)
+        with ctx.stage("compare"):
+            cmp = compare_scenarios(models, p.user or "", p.n)
+        return {
+            "mode": "compare",
+            "user": cmp.user,
+            "n": cmp.n,
+            "lists": [
+                {
+                    "version": lst.name,
+                    "items": list(lst.items),
+                    "scores": list(lst.scores),
+                    "source": lst.source,
+                }
+                for lst in cmp.lists
+            ],
+            "overlaps": [
+                {
+                    "a": o.a,
+                    "b": o.b,
+                    "common": o.common,
+                    "jaccard": o.jaccard,
+                    "overlap_at_n": o.overlap_at_n,
+                }
+                for o in cmp.overlaps
+            ],
+        }
+    with ctx.stage("load") as st:
+        version, model = _model(ctx, p.version)
+        st.rows_out = model.n_users
+    if p.mode == "what_if":
+        with ctx.stage("fold_in", rows_in=len(p.ratings)):
+            existing = id_index(model).users.get(p.user or "")
+            folded = fold_in(model, p.ratings, reg=p.reg, existing_user=existing)
+            top = recommend_folded(model, folded, p.n)
+        return {
+            "mode": "what_if",
+            "version": version,
+            "user": p.user,
+            "existing_user": existing is not None,
+            "items": [{"item": i, "score": s} for i, s in top.raw(model)],
+        }
+    redis_client = None
+    if p.to_redis:
+        if not ctx.settings.redis_url:
+            raise ValueError("to_redis needs RECFLOW_REDIS_URL")
+        import redis
+
+        redis_client = redis.Redis.from_url(ctx.settings.redis_url)
+    out = ctx.settings.lake_dir / "topn" / version
+    with ctx.stage("precompute", rows_in=model.n_users) as st:
+        res = precompute_topn(
+            model,
+            p.n,
+            out_dir=out,
+            redis=redis_client,
+            version=version,
+            memory_budget=p.memory_budget_mb * 2**20,
+            progress=lambda done, total: ctx.progress(done / total, f"{done}/{total} users"),
+        )
+        st.rows_out = res.n_rows
+        st.extra.update(
+            blocks=res.n_blocks,
+            block_size=res.block_size,
+            compute_seconds=res.compute_seconds,
+            write_seconds=res.write_seconds,
+        )
+    return {
+        "mode": "precompute",
+        "version": version,
+        "users": res.n_users,
+        "rows": res.n_rows,
+        "parquet": str(res.parquet_path) if res.parquet_path else None,
+        "redis_keys": res.redis_keys,
+        "blocks": res.n_blocks,
+        "block_size": res.block_size,
+        "seconds": res.total_seconds,
+    }
+
+
+register(JobKind("simulate", SimulateParams, run, "Precompute top-N, compare versions, what-if."))

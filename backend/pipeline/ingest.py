@@ -1,0 +1,483 @@
+"""Structured Streaming ingestion: raw events (Kafka or landing files) -> Parquet lake + quarantine.
+
+The pipeline, identical for both sources::
+
+    source (value, source_ref)
+      -> ingested_at = micro-batch timestamp
+      -> contract v1 validation in Spark SQL (backend.pipeline.validation): reason, typed columns
+      -> dropDuplicatesWithinWatermark(event_id), watermark on ingested_at
+      -> foreachBatch: valid rows -> lake/events/dt=<event date>/,
+                       rejected rows -> lake/quarantine/dt=<ingest date>/
+
+Exactly once
+------------
+Spark gives at-least-once delivery of each micro-batch to ``foreachBatch``: a batch is planned
+from offsets written to the checkpoint's offset log *before* it runs, and is marked done in the
+commit log only *after* ``foreachBatch`` returns. A crash in between replays the same batch (the
+same offsets, the same batch timestamp, the dedupe state as of the previous batch) on restart.
+The writer makes that replay a no-op:
+
+1. It writes the batch to ``lake/_staging/<query>/<batch>/`` (invisible to readers).
+2. Under the lake lock it moves each date partition of the batch into the lake with one
+   directory rename to ``dt=<date>/batch-<query>-<batch>/``. A rename is atomic, so each such
+   directory is either absent or complete; one that already exists (from an attempt that crashed
+   half-way through publishing) is kept and its staged copy discarded.
+3. It writes the commit marker ``lake/_batches/<query>/<batch>.json``. A replayed batch whose
+   marker exists is skipped entirely.
+
+Hence after any crash and restart every batch's rows are in the lake exactly once. ``<query>`` is
+the id Spark stores in the checkpoint, so starting over with a fresh checkpoint cannot be confused
+with a replay. The one gap: two records with the same ``event_id`` but different event dates,
+whose batch crashed half-way through publishing, may be resolved to different copies by the two
+attempts and then both land; producers that resend identical records (retries) are unaffected.
+
+Dedupe
+------
+The watermark is on ``ingested_at`` (processing time), not on the event time: an event-time
+watermark would drop valid events that arrive later than the delay (a replay of old ratings,
+a slow partition), while duplicates are in practice retries, close together in arrival time. So an
+``event_id`` seen again within ``dedupe_watermark`` of ingestion time is dropped and counted.
+Rejected records get a unique key (their source position) so they all reach the quarantine.
+
+Counts
+------
+Each batch is counted once from the persisted batch (valid and quarantined by reason); rows in
+and durations come from the query's progress reports; duplicates = rows in - valid - quarantined.
+No second pass over the source.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from backend.pipeline import layout
+from backend.pipeline.sources import EventSource, check_source, read_stream
+from backend.pipeline.validation import with_validation
+from backend.streaming.events import FIELD_NAMES, DEFAULT_RULES, ValidationRules
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql.streaming import StreamingQuery
+
+#: ``on_stage(name, rows_in, rows_out, extra)``: called once per micro-batch (name ``batch-<id>``).
+StageCallback = Callable[[str, int, int, dict[str, Any]], None]
+
+_RAW_LIMIT = 1 << 20  # characters of a rejected record kept in the quarantine
+
+
+class IngestError(RuntimeError):
+    """The streaming query failed; the message carries Spark's reason."""
+
+
+@dataclass(frozen=True)
+class IngestOptions:
+    """What to ingest, where to, and the tuning knobs (each can be switched off to measure it).
+
+    ``checkpoint_root`` holds one checkpoint per source (``<root>/<source.key>``); the same
+    source must always use the same one. ``dedupe_watermark`` is how long (in ingestion time) an
+    ``event_id`` is remembered. ``repartition_by_date`` shuffles each batch by event date before
+    writing, so a batch writes one file per date instead of one per task and date.
+    ``cache_batches`` persists each batch once; without it the counting and both writes
+    recompute the batch from the source. ``trigger_interval`` is the micro-batch period when
+    following. ``grace_s`` is how long a stop waits for the running batch to finish.
+    """
+
+    source: EventSource
+    lake_dir: Path
+    checkpoint_root: Path
+    rules: ValidationRules = DEFAULT_RULES
+    dedupe_watermark: timedelta = timedelta(hours=1)
+    repartition_by_date: bool = True
+    cache_batches: bool = True
+    trigger_interval: timedelta = timedelta(seconds=5)
+    grace_s: float = 60.0
+    poll_s: float = 0.5
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.checkpoint_root / self.source.key
+
+
+@dataclass(frozen=True)
+class BatchStats:
+    """One micro-batch: rows read, rows written, rows dropped, and Spark's timings for it."""
+
+    batch_id: int
+    rows_in: int
+    valid: int
+    quarantined: dict[str, int]
+    duplicates: int
+    duration_ms: int
+    replayed: bool
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    """Totals of one ingestion run (availableNow, or follow until stopped)."""
+
+    source: str
+    query_id: str
+    rows_in: int
+    valid: int
+    quarantined: dict[str, int]
+    duplicates: int
+    batches: int
+    duration_s: float
+    batch_stats: tuple[BatchStats, ...]
+
+    @property
+    def quarantined_total(self) -> int:
+        return sum(self.quarantined.values())
+
+    @property
+    def events_per_s(self) -> float:
+        """Rows in per second of wall time of the run (start of the query to its end)."""
+        return self.rows_in / self.duration_s if self.duration_s > 0 else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready summary (without the per-batch details)."""
+        return {
+            "source": self.source,
+            "query_id": self.query_id,
+            "rows_in": self.rows_in,
+            "valid": self.valid,
+            "quarantined": dict(self.quarantined),
+            "quarantined_total": self.quarantined_total,
+            "duplicates": self.duplicates,
+            "batches": self.batches,
+            "duration_s": round(self.duration_s, 3),
+            "events_per_s": round(self.events_per_s, 1),
+        }
+
+
+@dataclass
+class _BatchCounts:
+    valid: int
+    quarantined: dict[str, int]
+    replayed: bool
+
+
+class _BatchWriter:
+    """The ``foreachBatch`` function: idempotent publication of one micro-batch (module doc)."""
+
+    def __init__(self, opts: IngestOptions) -> None:
+        self.opts = opts
+        self.counts: dict[int, _BatchCounts] = {}
+        self.lock = threading.Lock()
+        self._query_id: str | None = None
+
+    def query_id(self) -> str:
+        if self._query_id is None:
+            meta = self.opts.checkpoint_dir / "metadata"
+            self._query_id = str(json.loads(meta.read_text(encoding="utf-8"))["id"])
+        return self._query_id
+
+    def __call__(self, batch: DataFrame, batch_id: int) -> None:
+        lake = self.opts.lake_dir
+        qid = self.query_id()
+        marker = layout.marker_path(lake, qid, batch_id)
+        if marker.is_file():
+            done = layout.read_json(marker)
+            self._record(batch_id, _BatchCounts(done["valid"], done["quarantined"], True))
+            return
+        if self.opts.cache_batches:
+            batch = batch.persist()
+        try:
+            self._write(batch, batch_id, qid, marker)
+        finally:
+            if self.opts.cache_batches:
+                batch.unpersist()
+
+    def _write(self, batch: DataFrame, batch_id: int, qid: str, marker: Path) -> None:
+        from pyspark.sql import functions as F
+
+        by_reason = {
+            row["reason"]: int(row["count"]) for row in batch.groupBy("reason").count().collect()
+        }
+        n_valid = by_reason.pop(None, 0)
+        stage = layout.staging_dir(self.opts.lake_dir, qid, batch_id)
+        layout.remove_tree(stage)
+        if n_valid:
+            valid = batch.filter(F.col("reason").isNull()).select(
+                *FIELD_NAMES,
+                "ingested_at",
+                "source_ref",
+                F.date_format("ts", "yyyy-MM-dd").alias("dt"),
+            )
+            self._write_table(valid, stage / layout.EVENTS)
+        if by_reason:
+            rejected = batch.filter(F.col("reason").isNotNull()).select(
+                F.substring(F.col("value").cast("string"), 1, _RAW_LIMIT).alias("raw"),
+                F.octet_length("value").alias("raw_bytes"),
+                "reason",
+                "field",
+                "source_ref",
+                "ingested_at",
+                F.date_format("ingested_at", "yyyy-MM-dd").alias("dt"),
+            )
+            self._write_table(rejected, stage / layout.QUARANTINE)
+        with layout.lake_lock(self.opts.lake_dir):
+            for table in layout.TABLES:
+                _publish(stage / table, self.opts.lake_dir / table, qid, batch_id)
+            layout.write_json_atomic(
+                marker,
+                {
+                    "query_id": qid,
+                    "batch_id": batch_id,
+                    "valid": n_valid,
+                    "quarantined": by_reason,
+                    "committed_at": datetime.now(tz=UTC).isoformat(),
+                },
+            )
+        layout.remove_tree(stage.parent)
+        self._record(batch_id, _BatchCounts(n_valid, by_reason, False))
+
+    def _write_table(self, frame: DataFrame, path: Path) -> None:
+        if self.opts.repartition_by_date:
+            frame = frame.repartition("dt")
+        frame.write.partitionBy("dt").parquet(str(path))
+
+    def _record(self, batch_id: int, counts: _BatchCounts) -> None:
+        with self.lock:
+            self.counts[batch_id] = counts
+
+
+def _publish(staged_table: Path, lake_table: Path, query_id: str, batch_id: int) -> None:
+    """Move each staged ``dt=`` partition into the lake with one atomic directory rename."""
+    if not staged_table.is_dir():
+        return
+    for staged in layout.partitions(staged_table):
+        for crc in staged.glob(".*.crc"):
+            crc.unlink()
+        target = lake_table / staged.name / layout.batch_dir_name(query_id, batch_id)
+        if target.exists():
+            # Published by an attempt that crashed before its marker; the content is the same.
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.rename(staged, target)
+
+
+def build_query_frame(spark: SparkSession, opts: IngestOptions) -> DataFrame:
+    """The streaming DataFrame that reaches ``foreachBatch``: validated and deduplicated rows.
+
+    Columns: ``value``, ``source_ref``, ``ingested_at``, ``reason``, ``field`` and the typed
+    event columns (``events.FIELD_NAMES``).
+    """
+    from pyspark.sql import functions as F
+
+    raw = read_stream(spark, opts.source).withColumn("ingested_at", F.current_timestamp())
+    checked = with_validation(
+        raw,
+        "value",
+        now_ms=F.unix_millis(F.col("ingested_at")),
+        rules=opts.rules,
+        value_is_binary=opts.source.value_is_binary,
+    )
+    position = F.col("source_ref")
+    if not opts.source.value_is_binary:
+        # A file holds many records: its path alone does not single out a rejected line.
+        position = F.concat_ws("#", position, F.expr("uuid()"))
+    keyed = checked.withColumn(
+        "_dedupe_key",
+        F.when(F.col("reason").isNull(), F.concat(F.lit("e:"), F.col("event_id"))).otherwise(
+            F.concat(F.lit("r:"), position)
+        ),
+    )
+    seconds = int(opts.dedupe_watermark.total_seconds())
+    return (
+        keyed.withWatermark("ingested_at", f"{seconds} seconds")
+        .dropDuplicatesWithinWatermark(["_dedupe_key"])
+        .drop("_dedupe_key")
+    )
+
+
+def run_ingest(
+    spark: SparkSession,
+    opts: IngestOptions,
+    *,
+    follow: bool = False,
+    stop_event: threading.Event | None = None,
+    on_stage: StageCallback | None = None,
+) -> IngestResult:
+    """Ingest ``opts.source`` into the lake and return what happened.
+
+    ``follow=False`` processes everything available now in one or more micro-batches and
+    returns. ``follow=True`` runs micro-batches every ``trigger_interval`` until ``stop_event``
+    is set (or the process is interrupted), then lets the running batch finish and returns.
+    ``on_stage`` is called after each micro-batch with ``("batch-<id>", rows_in, valid, extra)``;
+    ``extra`` holds the batch's counts and Spark's progress figures (durations, rows/s, state
+    rows, tasks). Raises ``SourceUnavailableError`` before starting when the source cannot be
+    read, and ``IngestError`` when the query fails.
+    """
+    check_source(opts.source)
+    opts.lake_dir.mkdir(parents=True, exist_ok=True)
+    opts.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    writer = _BatchWriter(opts)
+    frame = build_query_frame(spark, opts)
+    stream = (
+        frame.writeStream.queryName(f"recflow-ingest-{opts.source.key}")
+        .foreachBatch(writer)
+        .option("checkpointLocation", str(opts.checkpoint_dir.resolve()))
+    )
+    if follow:
+        seconds = max(opts.trigger_interval.total_seconds(), 0.1)
+        stream = stream.trigger(processingTime=f"{int(seconds * 1000)} milliseconds")
+    else:
+        stream = stream.trigger(availableNow=True)
+    started = time.monotonic()
+    query = stream.start()
+    tracker = _ProgressTracker(spark, query, writer, on_stage)
+    try:
+        _wait(query, tracker, opts, stop_event if follow else None)
+    except KeyboardInterrupt:
+        _stop_gracefully(query, opts.grace_s)
+    finally:
+        if query.isActive:
+            query.stop()
+    duration = time.monotonic() - started
+    tracker.poll()
+    stats = tracker.finished()
+    quarantined: dict[str, int] = {}
+    for batch in stats:
+        for reason, n in batch.quarantined.items():
+            quarantined[reason] = quarantined.get(reason, 0) + n
+    return IngestResult(
+        source=opts.source.key,
+        query_id=writer.query_id() if stats else str(query.id),
+        rows_in=sum(b.rows_in for b in stats),
+        valid=sum(b.valid for b in stats),
+        quarantined=dict(sorted(quarantined.items())),
+        duplicates=sum(b.duplicates for b in stats),
+        batches=len(stats),
+        duration_s=duration,
+        batch_stats=tuple(stats),
+    )
+
+
+def _wait(
+    query: StreamingQuery,
+    tracker: _ProgressTracker,
+    opts: IngestOptions,
+    stop_event: threading.Event | None,
+) -> None:
+    from pyspark.errors import StreamingQueryException
+
+    while True:
+        if stop_event is not None and stop_event.is_set():
+            _stop_gracefully(query, opts.grace_s)
+            return
+        try:
+            done = query.awaitTermination(opts.poll_s)
+        except StreamingQueryException as exc:
+            raise IngestError(f"the ingestion query failed: {exc}") from exc
+        tracker.poll()
+        if done:
+            return
+
+
+def _stop_gracefully(query: StreamingQuery, grace_s: float) -> None:
+    """Stop ``query`` after its running micro-batch (if any) ends, waiting at most ``grace_s``."""
+    deadline = time.monotonic() + grace_s
+    while query.isActive and query.status.get("isTriggerActive") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    query.stop()
+
+
+class _ProgressTracker:
+    """Joins Spark's progress reports with the writer's counts, batch by batch."""
+
+    def __init__(
+        self,
+        spark: SparkSession,
+        query: StreamingQuery,
+        writer: _BatchWriter,
+        on_stage: StageCallback | None,
+    ) -> None:
+        self.spark = spark
+        self.query = query
+        self.writer = writer
+        self.on_stage = on_stage
+        self.progress: dict[int, dict[str, Any]] = {}
+        self.done: dict[int, BatchStats] = {}
+        self._seen_jobs: set[int] = set()
+
+    def poll(self) -> None:
+        for report in self.query.recentProgress:
+            batch_id = int(report["batchId"])
+            if int(report.get("numInputRows", 0)) > 0 or batch_id not in self.progress:
+                self.progress[batch_id] = report
+        with self.writer.lock:
+            ready = {
+                b: c
+                for b, c in self.writer.counts.items()
+                if b not in self.done and b in self.progress
+            }
+        for batch_id in sorted(ready):
+            self._finish(batch_id, ready[batch_id], self.progress[batch_id])
+
+    def _finish(self, batch_id: int, counts: _BatchCounts, report: dict[str, Any]) -> None:
+        rows_in = int(report.get("numInputRows", 0))
+        quarantined = sum(counts.quarantined.values())
+        durations = dict(report.get("durationMs", {}))
+        extra: dict[str, Any] = {
+            "batch_id": batch_id,
+            "valid": counts.valid,
+            "quarantined": dict(counts.quarantined),
+            "duplicates": max(rows_in - counts.valid - quarantined, 0),
+            "replayed": counts.replayed,
+            "input_rows_per_s": report.get("inputRowsPerSecond"),
+            "processed_rows_per_s": report.get("processedRowsPerSecond"),
+            "durations_ms": durations,
+            "state_rows": sum(
+                int(s.get("numRowsTotal", 0)) for s in report.get("stateOperators", [])
+            ),
+            "sources": [
+                {"start": s.get("startOffset"), "end": s.get("endOffset")}
+                for s in report.get("sources", [])
+            ],
+            **self._task_counts(),
+        }
+        stats = BatchStats(
+            batch_id=batch_id,
+            rows_in=rows_in,
+            valid=counts.valid,
+            quarantined=dict(counts.quarantined),
+            duplicates=extra["duplicates"],
+            duration_ms=int(durations.get("triggerExecution", 0)),
+            replayed=counts.replayed,
+            extra=extra,
+        )
+        self.done[batch_id] = stats
+        if self.on_stage is not None:
+            self.on_stage(f"batch-{batch_id}", rows_in, counts.valid, extra)
+
+    def _task_counts(self) -> dict[str, int]:
+        """Spark jobs, stages and tasks run since the previous batch (from the status tracker)."""
+        tracker = self.spark.sparkContext.statusTracker()
+        jobs = [
+            j for j in tracker.getJobIdsForGroup(str(self.query.runId)) if j not in self._seen_jobs
+        ]
+        stages = tasks = 0
+        for job_id in jobs:
+            self._seen_jobs.add(job_id)
+            info = tracker.getJobInfo(job_id)
+            if info is None:
+                continue
+            for stage_id in info.stageIds:
+                stage = tracker.getStageInfo(stage_id)
+                if stage is not None:
+                    stages += 1
+                    tasks += stage.numTasks
+        return {"spark_jobs": len(jobs), "spark_stages": stages, "spark_tasks": tasks}
+
+    def finished(self) -> list[BatchStats]:
+        return [self.done[b] for b in sorted(self.done)]
