@@ -15,7 +15,7 @@ from tests.integration.stacks import started
 def stack_and_settings(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[Stack, Settings]]:
-    with started(request.param, tmp_path_factory.mktemp(request.param)) as pair:
+    with started(request.param, tmp_path_factory.mktemp(request.param), api_workers=2) as pair:
         yield pair
 
 

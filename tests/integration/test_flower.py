@@ -41,8 +41,9 @@ def test_flower_lists_the_worker(stack_and_settings: tuple[Stack, Settings]) -> 
         workers: dict[str, object] = {}
         while time.monotonic() < deadline and not workers:
             try:
-                r = httpx.get(f"http://127.0.0.1:{port}/api/workers", params={"refresh": "true"},
-                              timeout=10)  # fmt: skip
+                r = httpx.get(
+                    f"http://127.0.0.1:{port}/api/workers", params={"refresh": "true"}, timeout=10
+                )
                 if r.status_code == 200:
                     workers = r.json()
             except httpx.HTTPError:
