@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test test-unit lint format services-up services-down flower api worker bench clean
+.PHONY: setup demo test test-unit test-tools lint format services-up services-down flower api worker bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,7 +22,7 @@ demo: setup
 	$(BIN)/recflow demo
 
 ## Start PostgreSQL, Redis and Kafka locally, then run the whole suite against them
-test: setup services-up
+test: setup services-up test-tools
 	eval "$$(bash scripts/services.sh env)" && RECFLOW_REQUIRE_SERVICES=1 \
 		$(BIN)/pytest -p no:cacheprovider $(PYTEST_ARGS)
 
@@ -39,6 +39,9 @@ lint: setup
 format: setup
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+test-tools:
+	bash scripts/test-tools.sh
 
 services-up:
 	bash scripts/services.sh up

@@ -45,13 +45,13 @@ apt_install() {
   command -v apt-get >/dev/null 2>&1 || die "apt-get not found; install manually: $*"
   log "installing Debian packages: $*"
   export DEBIAN_FRONTEND=noninteractive
-  if ! compgen -G '/var/lib/apt/lists/*_Packages*' >/dev/null; then
+  # `apt-get update` once before the first install of a run (a stamp younger than an hour).
+  local stamp="${TMPDIR:-/tmp}/recflow-apt-updated"
+  if [ -z "$(find "$stamp" -mmin -60 2>/dev/null)" ]; then
     as_root apt-get update -q >&2
+    touch "$stamp"
   fi
-  if ! as_root apt-get install -y -q --no-install-recommends "$@" >&2; then
-    as_root apt-get update -q >&2
-    as_root apt-get install -y -q --no-install-recommends "$@" >&2
-  fi
+  as_root apt-get install -y -q --no-install-recommends "$@" >&2
 }
 
 # True when something accepts TCP connections on host:port.
