@@ -53,6 +53,14 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1_000_000, ge=1024)
     cors_origins: list[str] = []
 
+    # Live monitor: snapshot cadence, validation processes and alert rules.
+    monitor_snapshot_interval_s: float = Field(default=1.0, gt=0)
+    monitor_validate_workers: int = Field(default=1, ge=0)
+    monitor_alert_ctr_drop_pct: float = Field(default=30.0, gt=0, lt=100)
+    monitor_alert_ctr_min_impressions: int = Field(default=200, ge=1)
+    monitor_alert_lag_max: int = Field(default=10_000, ge=0)
+    monitor_alert_idle_s: float = Field(default=60.0, gt=0)
+
     # Serving: how often each API process checks which model version is active.
     serving_refresh_s: float = Field(default=2.0, gt=0)
 

@@ -10,9 +10,18 @@ from fastapi import APIRouter, FastAPI
 
 from backend.api import errors
 from backend.api.middleware import BodyGuard
-from backend.api.routes import experiments, health, jobs, models, recommendations
+from backend.api.routes import (
+    experiments,
+    health,
+    jobs,
+    models,
+    monitoring,
+    recommendations,
+    reports,
+)
 from backend.config import Settings, get_settings
 from backend.jobs.queue import make_celery
+from backend.monitoring.prometheus import PrometheusMiddleware
 from backend.serving.state import ModelHolder
 
 API_PREFIX = "/api/v1"
@@ -43,13 +52,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.models = holder
     errors.install(app)
     app.add_middleware(BodyGuard, max_bytes=settings.max_body_bytes)
+    app.add_middleware(PrometheusMiddleware)  # outermost: counts every request, 4xx included
 
     api = APIRouter(prefix=API_PREFIX)
+    # The serving routes go first: routes are matched in order, and they are the hot path.
+    api.include_router(recommendations.router)
     api.include_router(jobs.router)
     api.include_router(experiments.router)
     api.include_router(models.router)
-    api.include_router(recommendations.router)
+    api.include_router(reports.router)
+    api.include_router(monitoring.router)
     app.include_router(api)
     app.include_router(health.router)
+    app.include_router(monitoring.root_router)
     logging.getLogger(__name__).info("Recflow API ready (env=%s)", settings.env)
     return app

@@ -7,7 +7,7 @@ import sys
 
 import typer
 
-from backend.cli import abtest, db, demo, jobs, recsys
+from backend.cli import abtest, db, demo, jobs, monitor, recsys, report
 from backend.config import get_settings
 
 app = typer.Typer(
@@ -20,6 +20,9 @@ app = typer.Typer(
 app.add_typer(jobs.app, name="jobs")
 app.add_typer(db.app, name="db")
 app.add_typer(abtest.app, name="abtest")
+app.add_typer(report.app, name="report")
+app.command("monitor")(monitor.monitor)
+app.command("simulate-traffic")(monitor.simulate_traffic)
 app.add_typer(recsys.simulate_app, name="simulate")
 app.add_typer(recsys.models_app, name="models")
 app.add_typer(recsys.datasets_app, name="datasets")

@@ -350,6 +350,22 @@ def rank_scores(
     return TopN(items=cols[0, :c].copy(), scores=vals[0, :c].astype(np.float64))
 
 
+def _select_one(scores: FloatArray, n: int) -> tuple[IntArray, FloatArray]:
+    """Top ``n`` of one score vector (−inf = ineligible) by (−score, index): the single-user
+    fast path. ``argpartition`` finds the n-th best score; only the entries at or above it
+    (ties included, so the rule holds at the boundary) are sorted."""
+    eligible = int(np.count_nonzero(scores > -np.inf))
+    k = min(n, eligible)
+    if k == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
+    part = np.argpartition(scores, scores.shape[0] - k)[scores.shape[0] - k :]
+    kth = scores[part].min()
+    cand = np.flatnonzero(scores >= kth)
+    order = np.lexsort((cand, -scores[cand]))[:k]
+    items = cand[order].astype(np.int64, copy=False)
+    return items, scores[items].astype(np.float64, copy=False)
+
+
 def _rank_masked(
     model: FactorModel,
     scores: FloatArray,
@@ -360,16 +376,15 @@ def _rank_masked(
 ) -> TopN:
     excluded = _check_items(model, exclude_items, "exclude_items")
     allowed = _check_mask(model, allowed_items)
-    s = scores.reshape(1, -1)
+    s = scores
     if seen is not None:
-        s[0, seen] = -np.inf
+        s[seen] = -np.inf
     if excluded is not None:
-        s[0, excluded] = -np.inf
+        s[excluded] = -np.inf
     if allowed is not None:
-        s[0, ~allowed] = -np.inf
-    cols, vals, counts = _select(s, n)
-    c = int(counts[0])
-    return TopN(items=cols[0, :c].copy(), scores=vals[0, :c].astype(np.float64))
+        s[~allowed] = -np.inf
+    items, vals = _select_one(s, n)
+    return TopN(items=items, scores=vals)
 
 
 # --------------------------------------------------------------------------------------------
@@ -394,7 +409,7 @@ def recommend(
     """
     n = _check_n(n)
     u = _check_user(model, inner_user)
-    scores = np.array(model.scores(u), dtype=np.float64)
+    scores = model.scores(u)  # a fresh array: masking it in place is safe
     return _rank_masked(
         model, scores, n, model.seen(u) if exclude_seen else None, exclude_items, allowed_items
     )

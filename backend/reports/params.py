@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from backend.errors import InvalidInputError
 
@@ -77,7 +77,7 @@ class PipelineReportParams(BaseModel):
         default=1.5,
         gt=1.0,
         le=100.0,
-        description="flag a stage when its recent median exceeds the trailing median by this factor",
+        description="flag a stage when its recent median exceeds the trailing one by this factor",
     )
     slowest: int = Field(default=10, ge=0, le=100, description="how many slowest runs to list")
 
@@ -99,14 +99,17 @@ class PipelineReportParams(BaseModel):
             raise ValueError(f"unknown job kind {v!r}; known kinds: {', '.join(known)}")
         return v
 
-    @model_validator(mode="after")
-    def _range(self) -> PipelineReportParams:
-        if self.since is not None and self.until is not None and self.since >= self.until:
+    @field_validator("until")
+    @classmethod
+    def _range(cls, v: datetime | None, info: ValidationInfo) -> datetime | None:
+        # A field validator (not a model one), so the error names the field to fix.
+        since = info.data.get("since")
+        if v is not None and since is not None and since >= v:
             raise ValueError(
-                f"since ({self.since.isoformat()}) must be before until "
-                f"({self.until.isoformat()}); swap them or widen the range"
+                f"since ({since.isoformat()}) must be before until ({v.isoformat()}); "
+                "swap them or widen the range"
             )
-        return self
+        return v
 
     def filters(self) -> dict[str, Any]:
         """The params as JSON-ready values (what a stored report records)."""

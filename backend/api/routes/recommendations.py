@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
 import numpy as np
@@ -111,18 +112,86 @@ def recommend_for(
     }
 
 
-@router.get("/users/{user_id}/recommendations", response_class=FastJSON)
-async def user_recommendations(
-    request: Request,
-    user_id: UserId,
-    n: N = 10,
-    exclude_seen: bool = True,
-    exclude: Annotated[list[str] | None, Query(description="item ids to leave out")] = None,
-    category: Annotated[list[str] | None, Query(description="keep items of these")] = None,
-) -> FastJSON:
+_QUERY_DOCS = [
+    {
+        "name": "n",
+        "in": "query",
+        "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 10},
+        "description": "list length",
+    },
+    {
+        "name": "exclude_seen",
+        "in": "query",
+        "schema": {"type": "boolean", "default": True},
+        "description": "leave out items the user rated in training",
+    },
+    {
+        "name": "exclude",
+        "in": "query",
+        "schema": {"type": "array", "items": {"type": "string"}},
+        "description": "item ids to leave out (repeat, or comma-separated)",
+    },
+    {
+        "name": "category",
+        "in": "query",
+        "schema": {"type": "array", "items": {"type": "string"}},
+        "description": "keep only items of these categories (repeat, or comma-separated)",
+    },
+]
+_ID_RE = re.compile(ID_PATTERN)
+_TRUE = {"true", "1", "yes", "on"}
+_FALSE = {"false", "0", "no", "off"}
+
+
+def _int_query(request: Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise InvalidInputError(f"query.{name}: must be a whole number, got {raw!r}") from None
+    if not low <= value <= high:
+        raise InvalidInputError(f"query.{name}: must be between {low} and {high}, got {value}")
+    return value
+
+
+def _bool_query(request: Request, name: str, default: bool) -> bool:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    if raw.lower() in _TRUE:
+        return True
+    if raw.lower() in _FALSE:
+        return False
+    raise InvalidInputError(f"query.{name}: must be true or false, got {raw!r}")
+
+
+@router.get(
+    "/users/{user_id}/recommendations",
+    response_class=FastJSON,
+    openapi_extra={"parameters": _QUERY_DOCS},
+)
+async def user_recommendations(request: Request, user_id: str) -> FastJSON:
     """Top-N for a user from the active model; unknown users get the popularity fallback."""
+    # The hot path reads its query parameters by hand: FastAPI's generic parsing of list
+    # parameters cost more than the scoring itself (bench/serve.py). Rules match the docs above.
+    if not _ID_RE.match(user_id):
+        raise InvalidInputError(f"path.user_id: must be {ID_RULE}, got {user_id[:80]!r}")
+    n = _int_query(request, "n", 10, 1, 1000)
+    exclude_seen = _bool_query(request, "exclude_seen", True)
+    q = request.query_params
     sm = _serving(request)
-    return FastJSON(recommend_for(sm, user_id, n, exclude_seen, _split(exclude), _split(category)))
+    return FastJSON(
+        recommend_for(
+            sm,
+            user_id,
+            n,
+            exclude_seen,
+            _split(q.getlist("exclude")),
+            _split(q.getlist("category")),
+        )
+    )
 
 
 class BatchRequest(BaseModel):

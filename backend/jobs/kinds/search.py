@@ -67,12 +67,27 @@ def run(ctx: JobContext, p: SearchParams) -> dict[str, Any]:
     with ctx.stage("search", rows_in=ratings.n_ratings) as st:
         if p.strategy == "grid":
             result = grid_search(
-                ratings, p.grid, p.algorithm, p.fixed, p.k, p.seed, p.n_jobs, progress
+                ratings,
+                p.grid,
+                algorithm=p.algorithm,
+                fixed=p.fixed,
+                k=p.k,
+                seed=p.seed,
+                n_jobs=p.n_jobs,
+                progress=progress,
             )
         else:
             space = {k: d.to_core() for k, d in p.space.items()}
             result = random_search(
-                ratings, space, p.n_trials, p.algorithm, p.fixed, p.k, p.seed, p.n_jobs, progress
+                ratings,
+                space,
+                n_trials=p.n_trials,
+                algorithm=p.algorithm,
+                fixed=p.fixed,
+                k=p.k,
+                seed=p.seed,
+                n_jobs=p.n_jobs,
+                progress=progress,
             )
         st.rows_out = len(result.trials)
     trials = [

@@ -104,7 +104,7 @@ def run(ctx: JobContext, p: TrainParams) -> dict[str, Any]:
         )
         if p.items is not None:
             items = load_items(Path(p.items.path), p.items.format)
-            write_items(path, items.to_dict(orient="records"))
+            write_items(path, [{str(k): v for k, v in r.items()} for r in items.to_dict("records")])
             st.extra["items_metadata"] = len(items)
         st.extra["path"] = str(path)
     with ctx.stage("register"), session_scope(ctx.settings.sqlalchemy_url) as s:

@@ -130,10 +130,10 @@ def run(ctx: JobContext, p: ValidateParams) -> dict[str, Any]:
             "wall_seconds": sur.wall_seconds,
             "max_abs_difference": report.max_abs_difference,
         }
-        for i, (r, m) in enumerate(zip(sur.rmse, sur.mae, strict=True)):
+        for i, (rmse, mae) in enumerate(zip(sur.rmse, sur.mae, strict=True)):
             rows += [
-                (f"surprise:{spec.name}", i, "rmse", r),
-                (f"surprise:{spec.name}", i, "mae", m),
+                (f"surprise:{spec.name}", i, "rmse", rmse),
+                (f"surprise:{spec.name}", i, "mae", mae),
             ]
     if p.ranking:
         with ctx.stage("ranking", rows_in=ratings.n_ratings) as st:

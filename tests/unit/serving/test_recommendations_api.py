@@ -85,8 +85,8 @@ def test_cold_start_unknown_item_and_bad_input(settings: Settings, client: TestC
     sim = client.get("/api/v1/items/i0/similar", params={"n": 4}).json()["items"]
     assert len(sim) == 4 and "i0" not in {i["item"] for i in sim}
     assert all(-1.0 <= i["score"] <= 1.0 for i in sim)
-    for bad in ("/api/v1/users/" + "x" * 65 + "/recommendations", "/api/v1/users/a%20b/recommendations"):
-        r = client.get(bad)
+    for bad_user in ("x" * 65, "a%20b"):
+        r = client.get(f"/api/v1/users/{bad_user}/recommendations")
         assert r.status_code == 422 and "user_id" in r.json()["error"]
     for n in (0, 1001):
         r = client.get("/api/v1/users/u1/recommendations", params={"n": n})
@@ -103,7 +103,8 @@ def test_what_if_batch_and_compare(settings: Settings, client: TestClient) -> No
     train(settings, version="v1", activate="always")
     train(settings, version="v2", activate="never", model={"params": {"n_epochs": 2}})
     client.app.state.models.refresh()  # type: ignore[attr-defined]
-    r = client.post("/api/v1/users/someone-new/what-if", json={"ratings": {"i1": 5, "i2": 1}, "n": 5})
+    what_if = {"ratings": {"i1": 5, "i2": 1}, "n": 5}
+    r = client.post("/api/v1/users/someone-new/what-if", json=what_if)
     body = r.json()
     assert r.status_code == 200 and body["strategy"] == "fold-in" and not body["existing_user"]
     assert len(body["items"]) == 5 and not {"i1", "i2"} & {i["item"] for i in body["items"]}

@@ -1,0 +1,185 @@
+"""Live monitoring over HTTP: window summaries, an SSE stream, alerts, /metrics and the page."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import orjson
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+
+from backend.api.deps import SessionDep, SettingsDep
+from backend.errors import InvalidInputError, UnavailableError
+from backend.monitoring import prometheus
+from backend.monitoring.alert_store import alert_to_dict, recent_alerts
+from backend.monitoring.snapshots import SnapshotStore, store_for
+from backend.streaming.events import now_ms
+
+log = logging.getLogger(__name__)
+router = APIRouter(prefix="/monitoring", tags=["monitoring"])
+root_router = APIRouter(tags=["monitoring"])
+
+STATIC = Path(__file__).resolve().parents[2] / "monitoring" / "static"
+NO_SNAPSHOT = (
+    "no monitor snapshot yet: start the monitor with `recflow monitor` "
+    "(it needs RECFLOW_KAFKA_BOOTSTRAP_SERVERS), then retry"
+)
+
+Window = Literal["1m", "5m", "1h"]
+
+
+def get_store(request: Request) -> SnapshotStore:
+    """The snapshot store of this app (``app.state.monitor_store``; built from the settings)."""
+    store: SnapshotStore | None = getattr(request.app.state, "monitor_store", None)
+    if store is None:
+        store = store_for(request.app.state.settings)
+        request.app.state.monitor_store = store
+    return store
+
+
+def freshness(snap: dict[str, Any], at_ms: int) -> dict[str, Any]:
+    """How old a snapshot is and whether it is stale (older than 5 snapshot intervals, >= 5 s)."""
+    age_s = max(0.0, (at_ms - int(snap["generated_at_ms"])) / 1000)
+    interval = float(snap["monitor"].get("snapshot_interval_s", 1.0))
+    stale = age_s > max(5.0, 5 * interval)
+    return {"age_s": round(age_s, 3), "stale": stale}
+
+
+async def _latest(request: Request) -> dict[str, Any] | None:
+    store = get_store(request)
+    try:
+        return await asyncio.to_thread(store.get)
+    except Exception as exc:
+        raise UnavailableError(
+            f"cannot read the monitor snapshot store ({type(exc).__name__}: {exc}); "
+            "check RECFLOW_REDIS_URL or the database"
+        ) from exc
+
+
+@router.get("/summary", responses={503: {"description": "no snapshot from the monitor yet"}})
+async def summary(
+    request: Request, window: Annotated[Window, Query(description="window span")] = "1m"
+) -> dict[str, Any]:
+    """The latest figures of one window (1m, 5m or 1h) with the monitor's state, totals and lag."""
+    snap = await _latest(request)
+    if snap is None:
+        raise UnavailableError(NO_SNAPSHOT, detail={"status": "no_snapshot"})
+    win = snap["windows"].get(window)
+    if win is None:
+        raise InvalidInputError(
+            f"the monitor does not compute the {window} window; it has {', '.join(snap['windows'])}"
+        )
+    return {
+        **win,
+        **freshness(snap, now_ms()),
+        "generated_at": snap["generated_at"],
+        "monitor": snap["monitor"],
+        "totals": snap["totals"],
+        "lag": snap["lag"],
+        "processing": snap["processing"],
+        "alerts_open": snap["alerts_open"],
+    }
+
+
+@router.get("/status", responses={503: {"description": "the monitor is not ready"}})
+async def status(request: Request) -> JSONResponse:
+    """Readiness of the monitor: 200 when its snapshot is fresh and it consumes; 503 says why."""
+    snap = await _latest(request)
+    if snap is None:
+        return JSONResponse({"ready": False, "reason": NO_SNAPSHOT}, status_code=503)
+    fresh = freshness(snap, now_ms())
+    mon = snap["monitor"]
+    if fresh["stale"]:
+        reason: str | None = (
+            f"the monitor's last snapshot is {fresh['age_s']:.0f} s old: it is not running"
+        )
+    elif not mon.get("ready"):
+        reason = f"monitor state {mon['state']}: {mon.get('error') or 'starting'}"
+    else:
+        reason = None
+    body = {"ready": reason is None, "reason": reason, **fresh, "monitor": mon}
+    return JSONResponse(body, status_code=200 if reason is None else 503)
+
+
+@router.get("/stream", response_class=StreamingResponse)
+async def stream(
+    request: Request,
+    max_s: Annotated[float, Query(gt=0, le=86_400, description="close after this long")] = 3600,
+    interval_s: Annotated[float, Query(ge=0.2, le=60)] = 1.0,
+) -> StreamingResponse:
+    """Server-sent events: the latest snapshot every interval_s (``event: waiting`` without one).
+
+    The stream ends with ``event: end`` after ``max_s`` seconds; browsers reconnect after 5 s.
+    """
+    store = get_store(request)
+
+    async def events() -> AsyncIterator[bytes]:
+        deadline = time.monotonic() + max_s
+        yield b"retry: 5000\n\n"
+        while time.monotonic() < deadline:
+            if await request.is_disconnected():
+                return
+            try:
+                snap = await asyncio.to_thread(store.get)
+            except Exception as exc:
+                body = {"status": "store_error", "error": f"{type(exc).__name__}: {exc}"}
+                yield b"event: waiting\ndata: " + orjson.dumps(body) + b"\n\n"
+            else:
+                if snap is None:
+                    body = {"status": "no_snapshot", "error": NO_SNAPSHOT}
+                    yield b"event: waiting\ndata: " + orjson.dumps(body) + b"\n\n"
+                else:
+                    snap = {**snap, **freshness(snap, now_ms())}
+                    yield b"event: snapshot\ndata: " + orjson.dumps(snap) + b"\n\n"
+            await asyncio.sleep(min(interval_s, max(0.0, deadline - time.monotonic())))
+        yield b'event: end\ndata: {"status": "max_s reached"}\n\n'
+
+    return StreamingResponse(
+        events(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+@router.get("/alerts")
+def alerts(
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    before_id: Annotated[int | None, Query(ge=1, description="page: ids below this")] = None,
+    open_only: bool = False,
+) -> dict[str, Any]:
+    """Alerts newest first; pass next_before_id back as before_id for the next page."""
+    rows = recent_alerts(session, limit=limit + 1, before_id=before_id, open_only=open_only)
+    items = [alert_to_dict(r) for r in rows[:limit]]
+    more = len(rows) > limit
+    return {"items": items, "next_before_id": items[-1]["id"] if more else None}
+
+
+@root_router.get("/metrics", response_class=Response)
+async def metrics(request: Request, settings: SettingsDep) -> Response:
+    """Prometheus metrics: requests, job counts by state, the monitor's lag, rates and CTR."""
+    try:
+        snap = await asyncio.to_thread(get_store(request).get)
+    except Exception as exc:  # the metrics still carry requests and jobs; up=0 says the rest
+        log.warning("metrics: snapshot store unreadable: %s", exc)
+        snap = None
+    body = await asyncio.to_thread(prometheus.render, settings.sqlalchemy_url, snap, now_ms())
+    return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
+
+
+@root_router.get("/monitor", response_class=HTMLResponse)
+def monitor_page() -> HTMLResponse:
+    """The live monitoring page (plain HTML and JavaScript, fed by the SSE stream)."""
+    return HTMLResponse((STATIC / "monitor.html").read_text(encoding="utf-8"))
+
+
+@root_router.get("/monitor/monitor.js", include_in_schema=False)
+def monitor_js() -> Response:
+    return Response(
+        (STATIC / "monitor.js").read_text(encoding="utf-8"), media_type="text/javascript"
+    )

@@ -1,0 +1,140 @@
+"""``recflow monitor`` (the live monitor) and ``recflow simulate-traffic`` (seeded A/B traffic)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from typing import Any
+
+import typer
+
+from backend.cli.output import console, emit_json, fail
+from backend.config import Settings, get_settings
+from backend.monitoring.alert_store import AlertStore
+from backend.monitoring.alerts import AlertRules
+from backend.monitoring.consumer import Monitor, MonitorOptions
+from backend.monitoring.snapshots import store_for
+
+
+def options_from_settings(settings: Settings, **overrides: Any) -> MonitorOptions:
+    """Monitor options from Settings; ``monitor_*`` fields fall back to the defaults below
+    until Settings declares them."""
+
+    def pick(name: str, default: Any) -> Any:
+        return getattr(settings, name, default)
+
+    rules = AlertRules(
+        ctr_drop_pct=pick("monitor_alert_ctr_drop_pct", 30.0),
+        ctr_min_impressions=pick("monitor_alert_ctr_min_impressions", 200),
+        lag_max=pick("monitor_alert_lag_max", 10_000),
+        idle_after_s=pick("monitor_alert_idle_s", 60.0),
+    )
+    base: dict[str, Any] = {
+        "bootstrap_servers": settings.kafka_bootstrap_servers,
+        "topic": settings.kafka_topic,
+        "group_id": settings.kafka_monitor_group,
+        "snapshot_interval_s": pick("monitor_snapshot_interval_s", 1.0),
+        "validate_workers": pick("monitor_validate_workers", 1),
+        "rules": rules,
+    }
+    base.update({k: v for k, v in overrides.items() if v is not None})
+    return MonitorOptions(**base)
+
+
+def monitor(
+    topic: str = typer.Option(None, help="topic to watch (default: RECFLOW_KAFKA_TOPIC)"),
+    group: str = typer.Option(None, help="consumer group (default: RECFLOW_KAFKA_MONITOR_GROUP)"),
+    from_beginning: bool = typer.Option(
+        False, help="a group without committed offsets starts at the oldest event, not the newest"
+    ),
+    validate_workers: int = typer.Option(
+        None, min=0, help="extra processes that validate records (default 1; 0 = inline only)"
+    ),
+) -> None:
+    """Run the live monitor: consume the interactions topic, publish snapshots, raise alerts."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    settings = get_settings()
+    try:
+        opts = options_from_settings(
+            settings,
+            topic=topic,
+            group_id=group,
+            auto_offset_reset="earliest" if from_beginning else None,
+            validate_workers=validate_workers,
+        )
+    except ValueError as exc:
+        fail(str(exc))
+    store = store_for(settings)
+    mon = Monitor(opts, store, AlertStore(settings.sqlalchemy_url))
+    console.print(
+        f"monitoring [bold]{opts.topic}[/] on {opts.bootstrap_servers} as group {opts.group_id}; "
+        f"snapshots to {type(store).__name__}; Ctrl-C stops"
+    )
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await mon.run(stop)
+
+    asyncio.run(main())
+    console.print(f"monitor stopped after {mon.totals.consumed} records")
+
+
+def simulate_traffic(
+    ctr: str = typer.Option(..., help="CTR per variant, e.g. A=0.05,B=0.06"),
+    rate: float = typer.Option(200.0, min=0.001, help="events per second"),
+    duration: float = typer.Option(30.0, min=0.001, help="seconds to run"),
+    experiment: str = typer.Option("home", help="experiment name on every event"),
+    topic: str = typer.Option(None, help="topic (default: RECFLOW_KAFKA_TOPIC)"),
+    users: int = typer.Option(5000, min=1),
+    items: int = typer.Option(500, min=1),
+    seed: int = typer.Option(0, help="random seed: the same seed sends the same traffic"),
+    json_out: bool = typer.Option(False, "--json", help="print machine-readable JSON"),
+) -> None:
+    """Send seeded A/B traffic (impressions and clicks at a CTR per variant) to Kafka."""
+    from backend.monitoring.producer import produce
+    from backend.monitoring.traffic import TrafficCounts, TrafficSpec, generate, parse_ctr
+
+    settings = get_settings()
+    if not settings.kafka_bootstrap_servers:
+        fail("simulate-traffic needs Kafka: set RECFLOW_KAFKA_BOOTSTRAP_SERVERS (e.g. kafka:9092)")
+    try:
+        spec = TrafficSpec(
+            parse_ctr(ctr), experiment=experiment, users=users, items=items, seed=seed
+        )
+    except ValueError as exc:
+        fail(str(exc))
+    counts = TrafficCounts()
+    report = asyncio.run(
+        produce(
+            settings.kafka_bootstrap_servers,
+            topic or settings.kafka_topic,
+            generate(spec, counts),
+            rate=rate,
+            duration_s=duration,
+        )
+    )
+    result = {
+        "topic": topic or settings.kafka_topic,
+        "sent": report.sent,
+        "elapsed_s": round(report.elapsed_s, 3),
+        "rate": round(report.rate, 1),
+        "configured_ctr": spec.ctr,
+        **counts.to_dict(),
+    }
+    if json_out:
+        emit_json(result)
+        return
+    console.print(
+        f"sent {report.sent} events to {result['topic']} in {report.elapsed_s:.1f} s "
+        f"({report.rate:.0f}/s)"
+    )
+    for variant, c in result["variants"].items():
+        observed = "-" if c["ctr"] is None else f"{c['ctr']:.4f}"
+        console.print(
+            f"  {variant}: {c['impression']} impressions, {c['click']} clicks, CTR {observed} "
+            f"(configured {spec.ctr[variant]})"
+        )

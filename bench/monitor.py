@@ -1,0 +1,170 @@
+"""Live monitor throughput and freshness on the real Kafka broker; prints one JSON line.
+
+Phase 1 (drain): ``--events`` simulated events are written to a fresh topic first, then a monitor
+consumes them from the beginning; ``events_per_s`` is the number consumed divided by the time to
+reach zero lag (validation with the shared contract, window updates and commits included).
+
+Phase 2 (steady): a separate producer process sends ``--rate`` events/s for ``--seconds`` to
+another fresh topic while a monitor watches it; ``freshness_p99_s`` is the monitor's own
+event-time-to-published-snapshot p99 over that phase, and the lag at its start and end shows
+whether the monitor keeps up.
+
+Needs RECFLOW_KAFKA_BOOTSTRAP_SERVERS (``eval "$(bash scripts/services.sh env)"``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from backend.monitoring.consumer import Monitor, MonitorOptions  # noqa: E402
+from backend.monitoring.producer import produce  # noqa: E402
+from backend.monitoring.snapshots import MemorySnapshotStore  # noqa: E402
+from backend.monitoring.traffic import TrafficSpec, generate  # noqa: E402
+
+
+def make_topic(name: str, partitions: int) -> None:
+    subprocess.run(
+        ["bash", str(REPO / "scripts" / "kafka.sh"), "topic", name, str(partitions)],
+        check=True,
+        capture_output=True,
+    )
+
+
+def _produce_proc(
+    bootstrap: str, topic: str, rate: float | None, n: int | None, secs: float | None
+) -> None:
+    asyncio.run(
+        produce(
+            bootstrap,
+            topic,
+            generate(TrafficSpec({"A": 0.05, "B": 0.06}, seed=1)),
+            rate=rate,
+            max_events=n,
+            duration_s=secs,
+        )
+    )
+
+
+async def drain(bootstrap: str, topic: str, n: int, workers: int) -> dict[str, Any]:
+    store = MemorySnapshotStore()
+    opts = MonitorOptions(
+        bootstrap,
+        topic=topic,
+        group_id=f"bench-{topic}",
+        auto_offset_reset="earliest",
+        validate_workers=workers,
+    )
+    monitor = Monitor(opts, store)
+    stop = asyncio.Event()
+    task = asyncio.create_task(monitor.run(stop))
+    t_first: float | None = None
+    lag_start: int | None = None
+    while monitor.totals.consumed < n:
+        await asyncio.sleep(0.05)
+        if t_first is None and monitor.totals.consumed > 0:
+            t_first = time.perf_counter()
+            start_count = monitor.totals.consumed
+        if lag_start is None and monitor.lag_total is not None:
+            lag_start = monitor.lag_total
+    t_end = time.perf_counter()
+    await asyncio.sleep(1.5)  # one more lag reading
+    lag_end = monitor.lag_total
+    stop.set()
+    await task
+    assert t_first is not None
+    return {
+        "events_per_s": round((n - start_count) / (t_end - t_first), 1),
+        "drain_events": n,
+        "drain_lag_start": lag_start,
+        "drain_lag_end": lag_end,
+    }
+
+
+async def steady(
+    bootstrap: str, topic: str, rate: float, seconds: float, workers: int
+) -> dict[str, Any]:
+    store = MemorySnapshotStore()
+    opts = MonitorOptions(
+        bootstrap, topic=topic, group_id=f"bench-{topic}", validate_workers=workers
+    )
+    monitor = Monitor(opts, store)
+    stop = asyncio.Event()
+    task = asyncio.create_task(monitor.run(stop))
+    while monitor.state != "running" or not monitor.lag:
+        await asyncio.sleep(0.1)
+    proc = multiprocessing.get_context("spawn").Process(
+        target=_produce_proc, args=(bootstrap, topic, rate, None, seconds)
+    )
+    proc.start()
+    await asyncio.sleep(3)
+    lags: list[int] = []
+    while proc.is_alive():
+        await asyncio.sleep(1)
+        if monitor.lag_total is not None:
+            lags.append(monitor.lag_total)
+    await asyncio.sleep(2)
+    snap = store.get() or {}
+    stop.set()
+    await task
+    return {
+        "steady_rate": rate,
+        "steady_events": monitor.totals.consumed,
+        "steady_events_per_s": round(monitor.totals.consumed / seconds, 1),
+        "freshness_p50_s": snap.get("processing", {}).get("freshness_p50_s"),
+        "freshness_p99_s": snap.get("processing", {}).get("freshness_p99_s"),
+        "latency_p99_s": snap.get("windows", {}).get("1m", {}).get("latency_p99_s"),
+        "steady_lag_start": lags[0] if lags else None,
+        "steady_lag_end": lags[-2] if len(lags) > 1 else None,
+        "steady_lag_max": max(lags) if lags else None,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--events", type=int, default=300_000, help="events in the drain phase")
+    ap.add_argument("--rate", type=float, default=10_000, help="events/s in the steady phase")
+    ap.add_argument("--seconds", type=float, default=20, help="length of the steady phase")
+    ap.add_argument("--partitions", type=int, default=2)
+    ap.add_argument("--validate-workers", type=int, default=1, help="validation processes")
+    args = ap.parse_args()
+    bootstrap = os.environ.get("RECFLOW_KAFKA_BOOTSTRAP_SERVERS")
+    if not bootstrap:
+        sys.exit('set RECFLOW_KAFKA_BOOTSTRAP_SERVERS: eval "$(bash scripts/services.sh env)"')
+    run = uuid.uuid4().hex[:8]
+    t1, t2 = f"bench-monitor-drain-{run}", f"bench-monitor-steady-{run}"
+    make_topic(t1, args.partitions)
+    make_topic(t2, args.partitions)
+    t0 = time.perf_counter()
+    proc = multiprocessing.get_context("spawn").Process(
+        target=_produce_proc, args=(bootstrap, t1, None, args.events, None)
+    )
+    proc.start()
+    proc.join()
+    fill_s = time.perf_counter() - t0
+    out: dict[str, Any] = {
+        "bench": "monitor",
+        "cores": os.cpu_count(),
+        "partitions": args.partitions,
+        "validate_workers": args.validate_workers,
+        "fill_events_per_s": round(args.events / fill_s, 1),
+    }
+    out.update(asyncio.run(drain(bootstrap, t1, args.events, args.validate_workers)))
+    out.update(asyncio.run(steady(bootstrap, t2, args.rate, args.seconds, args.validate_workers)))
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
