@@ -51,10 +51,17 @@ def monitor(
     validate_workers: int = typer.Option(
         None, min=0, help="extra processes that validate records (default 1; 0 = inline only)"
     ),
+    once: bool = typer.Option(
+        False, help="embedded mode: count the landing directory once, publish, and exit"
+    ),
 ) -> None:
-    """Run the live monitor: consume the interactions topic, publish snapshots, raise alerts."""
+    """Run the live monitor: consume the interactions topic, publish snapshots, raise alerts.
+
+    Without Kafka configured it watches the landing directory (the embedded event source).
+    """
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     settings = get_settings()
+    landing = not settings.kafka_bootstrap_servers
     try:
         opts = options_from_settings(
             settings,
@@ -62,22 +69,32 @@ def monitor(
             group_id=group,
             auto_offset_reset="earliest" if from_beginning else None,
             validate_workers=validate_workers,
+            **({"bootstrap_servers": f"landing:{settings.landing_dir}"} if landing else {}),
         )
     except ValueError as exc:
         fail(str(exc))
+    if once and not landing:
+        fail("--once is for the landing directory (embedded mode); Kafka is configured")
     store = store_for(settings)
     mon = Monitor(opts, store, AlertStore(settings.sqlalchemy_url))
-    console.print(
-        f"monitoring [bold]{opts.topic}[/] on {opts.bootstrap_servers} as group {opts.group_id}; "
-        f"snapshots to {type(store).__name__}; Ctrl-C stops"
+    source = (
+        f"the landing directory {settings.landing_dir}"
+        if landing
+        else f"[bold]{opts.topic}[/] on {opts.bootstrap_servers} as group {opts.group_id}"
     )
+    console.print(f"monitoring {source}; snapshots to {type(store).__name__}; Ctrl-C stops")
 
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await mon.run(stop)
+        if landing:
+            from backend.monitoring.landing import run_landing
+
+            await run_landing(mon, settings.landing_dir, stop, once=once)
+        else:
+            await mon.run(stop)
 
     asyncio.run(main())
     console.print(f"monitor stopped after {mon.totals.consumed} records")
