@@ -35,8 +35,9 @@ def make_celery(settings: Settings) -> Celery:
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
-        task_track_started=True,
-        result_extended=True,
+        # The job row records when a job starts; a STARTED state in the result store is redundant.
+        task_track_started=False,
+        result_extended=False,
         result_expires=24 * 3600,
         broker_transport_options=transport_options,
         broker_connection_retry_on_startup=True,
