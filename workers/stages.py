@@ -6,6 +6,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from typing import Any
 
 from backend.config import Settings
@@ -83,6 +84,32 @@ class StageTimer:
                         extra["aborted"] = True
                     row2.extra = extra
             log.info("job %s stage %s took %.3fs", self.job_id, name, duration)
+
+    def record(
+        self,
+        name: str,
+        *,
+        duration_s: float,
+        rows_in: int | None = None,
+        rows_out: int | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        """Write a stage that was timed elsewhere (e.g. a Spark micro-batch) as one finished row."""
+        finished = utcnow()
+        with session_scope(self._url, durable=False) as s:
+            s.add(
+                JobStage(
+                    job_id=self.job_id,
+                    attempt=self.attempt,
+                    name=name,
+                    started_at=finished - timedelta(seconds=duration_s),
+                    finished_at=finished,
+                    duration_s=duration_s,
+                    rows_in=rows_in,
+                    rows_out=rows_out,
+                    extra=extra or {},
+                )
+            )
 
     def progress(self, fraction: float, message: str = "") -> None:
         fraction = min(max(float(fraction), 0.0), 1.0)

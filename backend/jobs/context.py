@@ -35,6 +35,18 @@ class JobContext(Protocol):
         self, name: str, *, rows_in: int | None = None
     ) -> AbstractContextManager[StageRecord]: ...
 
+    def record(
+        self,
+        name: str,
+        *,
+        duration_s: float,
+        rows_in: int | None = None,
+        rows_out: int | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        """Record a stage timed elsewhere (a Spark micro-batch, say) as one finished row."""
+        ...
+
     def progress(self, fraction: float, message: str = "") -> None:
         """Report progress in [0, 1]; raises JobCancelled when a cancel was requested."""
         ...

@@ -1,0 +1,1 @@
+"""Spark: the session builder, Kafka/file -> Parquet ingestion, lake reads and compaction."""

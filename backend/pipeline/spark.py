@@ -58,6 +58,8 @@ class SparkOptions:
 
 def default_parallelism(master: str) -> int:
     """The cores a ``local[N]``/``local[*]`` master uses; ``os.cpu_count()`` for other masters."""
+    if master == "local":
+        return 1
     if master.startswith("local"):
         inside = master[len("local") :].strip("[]").split(",")[0]
         if inside.isdigit():
@@ -103,6 +105,8 @@ def spark_conf(opts: SparkOptions) -> dict[str, str]:
         "spark.sql.streaming.noDataMicroBatches.enabled": "false",
         # Parquet files in the lake are compressed with zstd: smaller than snappy, fast to read.
         "spark.sql.parquet.compression.codec": "zstd",
+        # Standard Parquet timestamps (UTC-adjusted micros), not the legacy INT96.
+        "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
     }
     if opts.state_store == "rocksdb":
         conf["spark.sql.streaming.stateStore.rocksdb.changelogCheckpointing.enabled"] = "true"
@@ -141,6 +145,7 @@ def build_spark(opts: SparkOptions) -> SparkSession:
         "spark.sql.session.timeZone",
         "spark.sql.streaming.numRecentProgressUpdates",
         "spark.sql.parquet.compression.codec",
+        "spark.sql.parquet.outputTimestampType",
         "spark.sql.streaming.stateStore.providerClass",
         "spark.sql.streaming.noDataMicroBatches.enabled",
     ):

@@ -1,0 +1,1 @@
+"""Events: the contract (``events``), sending (``producer``) and generating them (``simulator``)."""

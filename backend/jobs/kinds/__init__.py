@@ -44,6 +44,7 @@ def _load_builtin() -> None:
     from backend.jobs.kinds import (  # noqa: F401
         abtest,
         echo,
+        ingest,
         report,
         search,
         simulate,
