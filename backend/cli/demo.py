@@ -42,7 +42,208 @@ def step_platform(c: ApiClient) -> None:
     )
 
 
-STEPS: list[Step] = [step_platform]
+EXPERIMENT = "home"
+
+
+def step_events(c: ApiClient) -> None:
+    """Write events into the landing directory, as producers would into Kafka."""
+    from backend.recsys.synthetic import generate_ratings
+    from backend.streaming.producer import DirSink, produce_sync
+    from backend.streaming.simulator import TrafficSpec, replay_ratings, simulate_traffic
+
+    settings = get_settings()
+    console.rule("[bold]2. events: rating replays and A/B traffic into the landing directory")
+    data = generate_ratings(600, 400, 30_000, rank=8, seed=11)
+    frame = data.ratings.frame
+    rated = produce_sync(replay_ratings(frame), DirSink(settings.landing_dir, prefix="ratings"))
+    # Event times end now (10 ms apart), so the monitor's windows hold them.
+    from backend.streaming.events import now_ms
+
+    spec = TrafficSpec(
+        start_ms=now_ms() - 40_000 * 10,
+        step_ms=10,
+        seed=5,
+        users=3000,
+        items=400,
+        experiment=EXPERIMENT,
+        ctr={"A": 0.05, "B": 0.065},
+        malformed_fraction=0.01,
+        duplicate_fraction=0.01,
+    )
+    traffic = produce_sync(
+        simulate_traffic(spec), DirSink(settings.landing_dir, prefix="traffic"), count=40_000
+    )
+    bad = sum(v for k, v in traffic.expected.items() if k != "valid")
+    console.print(
+        f"{rated.sent:,} rating events (synthetic latent-factor data, 600 users x 400 items) and "
+        f"{traffic.sent:,} impression/click events of experiment {EXPERIMENT!r} (CTR A 5%, B 6.5%;"
+        f" {bad} deliberately malformed, {traffic.duplicates} duplicated) "
+        f"in {settings.landing_dir}/"
+    )
+
+
+def step_ingest(c: ApiClient) -> None:
+    job = _run_job(c, "3. ingest: Spark Structured Streaming into the Parquet lake", "ingest", {})
+    r = job["result"]
+    console.print(
+        f"rows in {r['rows_in']:,}: {r['valid']:,} valid to the lake, "
+        f"{r['quarantined_total']} quarantined {r['quarantined']}, {r['duplicates']} duplicates "
+        f"dropped; {r['events_per_s']:,.0f} events/s"
+    )
+
+
+def step_monitor(c: ApiClient) -> None:
+    import asyncio
+
+    from backend.cli.monitor import options_from_settings
+    from backend.monitoring.alert_store import AlertStore
+    from backend.monitoring.consumer import Monitor
+    from backend.monitoring.landing import run_landing
+    from backend.monitoring.snapshots import store_for
+
+    console.rule("[bold]4. live monitor: windows over the event source, read through the API")
+    import logging
+
+    # The monitor logs each malformed record it skips; the demo's totals below count them.
+    logging.getLogger("backend.monitoring").setLevel(logging.ERROR)
+    settings = get_settings()
+    opts = options_from_settings(settings, bootstrap_servers=f"landing:{settings.landing_dir}")
+    mon = Monitor(opts, store_for(settings), AlertStore(settings.sqlalchemy_url))
+    asyncio.run(run_landing(mon, settings.landing_dir, asyncio.Event(), once=True))
+    summary = c.request("GET", "/api/v1/monitoring/summary", params={"window": "1h"})
+    for v in summary["variants"]:
+        console.print(
+            f"GET /api/v1/monitoring/summary: {v['experiment']}/{v['variant']}: "
+            f"{v['impressions']:,} impressions, {v['clicks']:,} clicks, CTR {v['ctr']:.2%}"
+        )
+    t = summary["totals"]
+    console.print(f"monitor totals: {t['consumed']:,} read, {t['invalid']} malformed skipped")
+
+
+def step_train(c: ApiClient) -> None:
+    job = _run_job(
+        c,
+        "5. train: SVD on the lake's ratings, 3-fold CV, promotion gate",
+        "train",
+        {
+            "data": {"format": "lake"},
+            "validate_k": 3,
+            "n_jobs": 2,
+            "model": {"params": {"n_factors": 20, "n_epochs": 25, "random_state": 0}},
+        },
+    )
+    r = job["result"]
+    console.print(
+        f"model {r['version']}: CV RMSE {r['metrics']['cv_rmse']:.4f}; "
+        f"active: {r['activated']} ({r['activation_reason']})"
+    )
+
+
+def step_validate(c: ApiClient) -> None:
+    job = _run_job(
+        c,
+        "6. validate: k-fold CV (ours and surprise's), baselines, ranking",
+        "validate",
+        {
+            "data": {"format": "lake"},
+            "k": 3,
+            "n_jobs": 2,
+            "model": {"params": {"n_factors": 20, "n_epochs": 25}},
+        },
+    )
+    r = job["result"]
+    for s in [r["model"], *r["baselines"]]:
+        console.print(
+            f"{s['algorithm']:>12}: RMSE {s['rmse']['mean']:.4f} ± {s['rmse']['std']:.4f}"
+            f", MAE {s['mae']['mean']:.4f}, MPE {s['mpe']['mean']:+.2f}%"
+        )
+    console.print(
+        f"surprise cross_validate on the same folds: max |difference| "
+        f"{r['surprise']['max_abs_difference']:.1e}"
+    )
+    for x in r["ranking"]["results"]:
+        console.print(
+            f"{x['algorithm']:>12}: precision@10 {x['precision@10']:.3f}, "
+            f"NDCG@10 {x['ndcg@10']:.3f}, hit rate {x['hit_rate']:.3f}"
+        )
+
+
+def step_serve(c: ApiClient) -> None:
+    console.rule("[bold]7. serving from memory: top-N, cold start, similar items, what-if")
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            r = c.http.get("/api/v1/users/u7/recommendations", params={"n": 5})
+        except Exception as exc:  # keep trying until the deadline
+            r = None
+            last = str(exc)
+        if r is not None and r.status_code == 200:
+            break
+        last = r.text if r is not None else last
+        if time.monotonic() > deadline:
+            fail(f"no recommendations within 30 s: {last}")
+        time.sleep(0.5)
+    t0 = time.perf_counter()
+    out = c.request("GET", "/api/v1/users/u7/recommendations", params={"n": 5})
+    ms = (time.perf_counter() - t0) * 1000
+    items = ", ".join(f"{i['item']} ({i['score']:.2f})" for i in out["items"])
+    console.print(f"u7 ({out['strategy']}, {out['model_version']}, {ms:.1f} ms over HTTP): {items}")
+    cold = c.request("GET", "/api/v1/users/someone-new/recommendations", params={"n": 5})
+    console.print(
+        f"unknown user: strategy {cold['strategy']}: {', '.join(i['item'] for i in cold['items'])}"
+    )
+    sim = c.request("GET", f"/api/v1/items/{out['items'][0]['item']}/similar", params={"n": 3})
+    similar = ", ".join(f"{i['item']} ({i['score']:.2f})" for i in sim["items"])
+    console.print(f"similar to {sim['item']}: {similar}")
+    wi = c.request(
+        "POST", "/api/v1/users/u7/what-if", json={"ratings": {out["items"][0]["item"]: 1.0}, "n": 5}
+    )
+    console.print(
+        f"what if u7 rated {out['items'][0]['item']} 1/5: "
+        f"{', '.join(i['item'] for i in wi['items'])}"
+    )
+
+
+def step_abtest(c: ApiClient) -> None:
+    console.rule(f"[bold]8. A/B analysis of {EXPERIMENT!r} from the lake")
+    job = c.request("POST", f"/api/v1/experiments/{EXPERIMENT}/analyze", json={})
+    job = watch(c, job["id"], quiet=False)
+    if job["state"] != "succeeded":
+        fail(f"abtest job {job['id']} {job['state']}: {job.get('error')}")
+    from backend.cli.abtest import print_analysis
+
+    print_analysis(job["result"])
+    console.print(
+        f"chart: GET /api/v1/experiments/{EXPERIMENT}/analyses/"
+        f"{job['result']['analysis_id']}/chart.png"
+    )
+
+
+def step_report(c: ApiClient) -> None:
+    _run_job(c, "9. pipeline report: time per stage across the runs above", "report", {})
+    settings = get_settings()
+    html = c.http.get("/api/v1/reports/pipeline.html")
+    out = settings.data_dir / "reports" / "pipeline.html"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(html.content)
+    report = c.request("GET", "/api/v1/reports/pipeline")
+    from backend.cli.report import print_report
+
+    print_report(report)
+    console.print(f"HTML report with charts: {out}")
+
+
+STEPS: list[Step] = [
+    step_platform,
+    step_events,
+    step_ingest,
+    step_monitor,
+    step_train,
+    step_validate,
+    step_serve,
+    step_abtest,
+    step_report,
+]
 
 
 def demo(
