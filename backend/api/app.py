@@ -11,6 +11,7 @@ from fastapi import APIRouter, FastAPI
 from backend.api import errors
 from backend.api.middleware import BodyGuard
 from backend.api.routes import (
+    events,
     experiments,
     health,
     jobs,
@@ -62,6 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     api.include_router(models.router)
     api.include_router(reports.router)
     api.include_router(monitoring.router)
+    api.include_router(events.router)
     app.include_router(api)
     app.include_router(health.router)
     app.include_router(monitoring.root_router)

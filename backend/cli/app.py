@@ -7,7 +7,7 @@ import sys
 
 import typer
 
-from backend.cli import abtest, db, demo, jobs, monitor, recsys, report
+from backend.cli import abtest, db, demo, jobs, monitor, recsys, report, streaming
 from backend.config import get_settings
 
 app = typer.Typer(
@@ -21,6 +21,9 @@ app.add_typer(jobs.app, name="jobs")
 app.add_typer(db.app, name="db")
 app.add_typer(abtest.app, name="abtest")
 app.add_typer(report.app, name="report")
+app.add_typer(streaming.lake_app, name="lake")
+app.command()(streaming.produce)
+app.command()(streaming.ingest)
 app.command("monitor")(monitor.monitor)
 app.command("simulate-traffic")(monitor.simulate_traffic)
 app.add_typer(recsys.simulate_app, name="simulate")

@@ -1,0 +1,180 @@
+"""``recflow produce``, ``recflow ingest`` and ``recflow lake``: events into the lake."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from backend.cli.inline import run_inline
+from backend.cli.output import console, emit_json, fail
+from backend.config import get_settings
+
+lake_app = typer.Typer(help="The Parquet lake.", no_args_is_help=True)
+
+
+def _sink() -> Any:
+    from backend.streaming.producer import DirSink, KafkaSink
+
+    s = get_settings()
+    if s.kafka_bootstrap_servers:
+        return KafkaSink(s.kafka_bootstrap_servers, s.kafka_topic)
+    return DirSink(s.landing_dir)
+
+
+def produce(
+    replay: str | None = typer.Option(
+        None,
+        help="replay ratings as rating events: FORMAT:PATH, e.g. ml-100k:../shared/data/ml-100k",
+    ),
+    simulate: bool = typer.Option(False, help="simulate A/B traffic (impressions and clicks)"),
+    ctr: str = typer.Option("A=0.05,B=0.06", help="simulated CTR per variant"),
+    experiment: str = typer.Option("exp1", help="experiment of the simulated traffic"),
+    users: int = typer.Option(1000, min=1),
+    items: int = typer.Option(500, min=1),
+    rate: float | None = typer.Option(None, min=0.001, help="events per second (default: max)"),
+    count: int | None = typer.Option(None, min=1, help="stop after this many events"),
+    duration: float | None = typer.Option(None, min=0.001, help="stop after this many seconds"),
+    malformed: float = typer.Option(0.0, min=0, max=1, help="fraction of malformed events"),
+    seed: int = typer.Option(0),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Publish events: to Kafka when configured, else to the landing directory."""
+    from backend.streaming.producer import ProducerError, produce_sync
+    from backend.streaming.simulator import TrafficSpec, replay_ratings, simulate_traffic
+
+    if (replay is None) == (not simulate):
+        fail("give --replay FORMAT:PATH or --simulate")
+    if simulate and count is None and duration is None:
+        fail("--simulate needs --count or --duration (the traffic never ends by itself)")
+    if replay is not None:
+        from backend.recsys.datasets import RatingsSource, load_ratings
+        from backend.recsys.errors import DataError
+
+        fmt, _, path = replay.partition(":")
+        try:
+            ratings = load_ratings(RatingsSource(format=fmt, path=Path(path)))  # type: ignore[arg-type]
+        except (DataError, OSError) as exc:
+            fail(f"cannot read {replay}: {exc}")
+        events = replay_ratings(ratings.frame)
+        total: int | None = count or ratings.n_ratings
+    else:
+        try:
+            weights = {k: float(v) for k, v in (p.split("=") for p in ctr.split(","))}
+            spec = TrafficSpec(
+                seed=seed,
+                users=users,
+                items=items,
+                experiment=experiment,
+                ctr=weights,
+                realtime=rate is not None,
+                malformed_fraction=malformed,
+            )
+        except ValueError as exc:
+            fail(f"bad simulation settings: {exc}")
+        events = simulate_traffic(spec)
+        total = count
+    sink = _sink()
+    with Progress(
+        TextColumn(f"producing to {sink.describe()}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]:,.0f} events/s"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+        disable=as_json,
+    ) as bar:
+        task = bar.add_task("produce", total=total, rate=0.0)
+
+        def progress(sent: int, _total: int | None) -> None:
+            elapsed = bar.tasks[task].elapsed or 1e-9
+            bar.update(task, completed=sent, rate=sent / elapsed)
+
+        try:
+            result = produce_sync(
+                events, sink, rate=rate, count=count, duration_s=duration, progress=progress
+            )
+        except ProducerError as exc:
+            fail(str(exc))
+    out = {
+        "sent": result.sent,
+        "duration_s": round(result.duration_s, 3),
+        "events_per_s": round(result.sent / max(result.duration_s, 1e-9), 1),
+        "expected": result.expected,
+        "duplicates": result.duplicates,
+        "sink": sink.describe(),
+    }
+    if as_json:
+        emit_json(out)
+    else:
+        console.print(
+            f"sent {out['sent']:,} events to {out['sink']} in {out['duration_s']} s "
+            f"({out['events_per_s']:,.0f}/s)"
+        )
+
+
+def ingest(
+    follow: bool = typer.Option(False, help="keep running (Ctrl-C or cancel to stop)"),
+    source: str = typer.Option("auto", help="auto, kafka or dir"),
+    max_duration: float | None = typer.Option(None, help="with --follow: stop after seconds"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Ingest events into the lake with Spark (availableNow by default)."""
+    params: dict[str, Any] = {"source": source, "follow": follow}
+    if max_duration:
+        params["max_duration_s"] = max_duration
+    job = run_inline("ingest", params, quiet=as_json)
+    if job["state"] != "succeeded":
+        fail(f"ingest {job['state']}: {job.get('error')}")
+    if as_json:
+        emit_json(job["result"])
+        return
+    r = job["result"]
+    console.print(
+        f"rows in {r['rows_in']:,}: {r['valid']:,} to the lake, {r['quarantined_total']:,} "
+        f"quarantined {r['quarantined']}, {r['duplicates']:,} duplicates dropped, "
+        f"{r['batches']} batches, {r['events_per_s']:,.0f} events/s"
+    )
+
+
+@lake_app.command()
+def compact(
+    target_file_mb: float = typer.Option(128.0, help="target file size"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Rewrite each date partition's small files into a few large ones."""
+    from backend.pipeline.compact import compact as run
+
+    lake = get_settings().lake_dir
+    if not lake.is_dir():
+        fail(f"no lake at {lake}; run `recflow ingest` first")
+    result = run(lake, target_file_mb)
+    out = result.to_dict()
+    emit_json(out) if as_json else console.print(json.dumps(out))
+
+
+@lake_app.command()
+def stats(as_json: bool = typer.Option(False, "--json")) -> None:
+    """Rows per event type and the quarantine's reasons."""
+    from backend.pipeline.lake import LakeEmptyError, read_events, read_quarantine
+
+    lake = get_settings().lake_dir
+    try:
+        events = read_events(lake)
+    except LakeEmptyError as exc:
+        fail(str(exc))
+    out: dict[str, Any] = {
+        "events": len(events),
+        "by_type": events["type"].value_counts().to_dict(),
+    }
+    try:
+        q = read_quarantine(lake)
+        out["quarantined"] = len(q)
+        out["quarantine_reasons"] = q["reason"].value_counts().to_dict()
+    except LakeEmptyError:
+        out["quarantined"] = 0
+    emit_json(out) if as_json else console.print_json(json.dumps(out, default=str))
