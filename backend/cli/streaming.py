@@ -17,10 +17,14 @@ lake_app = typer.Typer(help="The Parquet lake.", no_args_is_help=True)
 
 
 def _sink() -> Any:
-    from backend.streaming.producer import DirSink, KafkaSink
+    from backend.streaming.producer import DirSink, KafkaSink, ProducerError, ensure_topic
 
     s = get_settings()
     if s.kafka_bootstrap_servers:
+        try:
+            ensure_topic(s.kafka_bootstrap_servers, s.kafka_topic)
+        except (ProducerError, OSError) as exc:
+            fail(f"Kafka at {s.kafka_bootstrap_servers} is not reachable: {exc}")
         return KafkaSink(s.kafka_bootstrap_servers, s.kafka_topic)
     return DirSink(s.landing_dir)
 

@@ -87,8 +87,9 @@ class IngestOptions:
     writing, so a batch writes one file per date instead of one per task and date.
     ``cache_batches`` persists each batch once; without it the counting and both writes
     recompute the batch from the source. ``fast_validation`` parses canonically shaped records
-    with ``from_json`` instead of as a VARIANT (``validation.with_validation``). ``trigger_interval`` is the micro-batch period when
-    following. ``grace_s`` is how long a stop waits for the running batch to finish.
+    with ``from_json`` instead of as a VARIANT (``validation.with_validation``).
+    ``trigger_interval`` is the micro-batch period when following. ``grace_s`` is how long a
+    stop waits for the running batch to finish.
     """
 
     source: EventSource
@@ -294,9 +295,7 @@ def build_query_frame(spark: SparkSession, opts: IngestOptions) -> DataFrame:
         position = F.concat_ws("#", position, F.expr("uuid()"))
     # Only a rejected record's raw text is kept (for the quarantine): the dedupe shuffles every
     # row, and the raw text would double the bytes shuffled and cached for valid ones.
-    checked = checked.withColumn(
-        "value", F.when(F.col("reason").isNotNull(), F.col("value"))
-    )
+    checked = checked.withColumn("value", F.when(F.col("reason").isNotNull(), F.col("value")))
     keyed = checked.withColumn(
         "_dedupe_key",
         F.when(F.col("reason").isNull(), F.concat(F.lit("e:"), F.col("event_id"))).otherwise(

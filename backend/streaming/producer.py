@@ -115,6 +115,42 @@ class KafkaSink:
             self._producer = None
 
 
+def ensure_topic(
+    bootstrap_servers: str, topic: str, *, partitions: int = 3, timeout_s: float = 15.0
+) -> bool:
+    """Create ``topic`` with ``partitions`` partitions (replication 1) unless it exists.
+
+    Returns True when it was created. Partitions bound the parallelism of every consumer,
+    Spark's included, so a topic auto-created with the broker's default of one is worth avoiding.
+    """
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+    from aiokafka.errors import TopicAlreadyExistsError
+
+    async def create() -> bool:
+        admin = AIOKafkaAdminClient(
+            bootstrap_servers=bootstrap_servers, request_timeout_ms=int(timeout_s * 1000)
+        )
+        try:
+            await asyncio.wait_for(admin.start(), timeout=timeout_s)
+        except Exception as exc:  # aiokafka raises several unrelated types for one cause
+            raise ProducerError(
+                f"cannot connect to Kafka at {bootstrap_servers} ({type(exc).__name__}: {exc}); "
+                "start it (scripts/kafka.sh start) or fix RECFLOW_KAFKA_BOOTSTRAP_SERVERS"
+            ) from exc
+        try:
+            if topic in await admin.list_topics():
+                return False
+            try:
+                await admin.create_topics([NewTopic(topic, partitions, 1)])
+            except TopicAlreadyExistsError:
+                return False
+            return True
+        finally:
+            await admin.close()
+
+    return asyncio.run(create())
+
+
 class DirSink:
     """A landing directory of JSON-lines files, ``max_events_per_file`` events per file at most
     (a file is also closed at the end of each ``send`` call with ``flush_each_send``)."""

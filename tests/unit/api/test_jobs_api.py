@@ -72,9 +72,10 @@ def test_idempotency_key_returns_the_same_job(client: TestClient) -> None:
     assert a.json()["id"] == b.json()["id"]
     assert client.get("/api/v1/jobs").json()["items"].__len__() == 1
     other = client.post(
-        "/api/v1/jobs", json={"kind": "echo", "params": {"message": "twice"}},
+        "/api/v1/jobs",
+        json={"kind": "echo", "params": {"message": "twice"}},
         headers={"Idempotency-Key": "k-1"},
-    )  # fmt: skip
+    )
     assert other.status_code == 409 and "different kind or params" in other.json()["error"]
 
 

@@ -34,8 +34,13 @@ def test_app_settings_are_real_settings_and_point_at_the_services() -> None:
         for key in env:
             if key.startswith("RECFLOW_"):
                 assert key.removeprefix("RECFLOW_").lower() in fields, f"{name}: unknown {key}"
-        settings = Settings(**{k.removeprefix("RECFLOW_").lower(): v for k, v in env.items()
-                               if k.startswith("RECFLOW_")})  # fmt: skip
+        settings = Settings(
+            **{
+                k.removeprefix("RECFLOW_").lower(): v
+                for k, v in env.items()
+                if k.startswith("RECFLOW_")
+            }
+        )
         assert settings.env == "production"
         assert "@postgres:5432/" in settings.sqlalchemy_url
         assert settings.celery_broker_url.startswith("redis://redis:6379")

@@ -40,8 +40,11 @@ def test_csv_analysis_is_stored_with_history_and_chart(settings: Settings, tmp_p
     csv = _user_table(tmp_path / "exp.csv", {"A": 0.05, "B": 0.08}, users=4000)
     with TestClient(create_app(settings)) as c:
         for _ in range(2):
-            r = c.post("/api/v1/experiments/homepage/upload", content=csv.read_bytes(),
-                       headers={"Content-Type": "text/csv"})  # fmt: skip
+            r = c.post(
+                "/api/v1/experiments/homepage/upload",
+                content=csv.read_bytes(),
+                headers={"Content-Type": "text/csv"},
+            )
             assert r.status_code == 202, r.text
             assert runner.execute(settings, r.json()["id"]) == "succeeded"
         job = c.get(r.headers["Location"]).json()
@@ -70,8 +73,11 @@ def test_bad_uploads_and_unknown_experiment_are_clear(settings: Settings, tmp_pa
         assert c.get("/api/v1/experiments/bad name!/analysis").status_code == 422
         bad = tmp_path / "bad.csv"
         bad.write_text("user,variant,impressions,clicks\nu1,A,1,5\nu2,B,1,0\n")
-        r = c.post("/api/v1/experiments/x/upload", content=bad.read_bytes(),
-                   headers={"Content-Type": "text/csv"})  # fmt: skip
+        r = c.post(
+            "/api/v1/experiments/x/upload",
+            content=bad.read_bytes(),
+            headers={"Content-Type": "text/csv"},
+        )
         assert runner.execute(settings, r.json()["id"]) == "failed"
         job = c.get(f"/api/v1/jobs/{r.json()['id']}").json()
         assert "clicks" in job["error"] and "impressions" in job["error"]
@@ -88,8 +94,10 @@ def test_sample_size_endpoint(settings: Settings) -> None:
         # 0.05 -> 0.06 at alpha 0.05, power 0.8 needs about 8.1k users per arm.
         assert 8000 < plan["units_control"] == plan["units_per_treatment"] < 8300
         assert plan["units_total"] == 2 * plan["units_control"]
-        both = c.get("/api/v1/experiments/sample-size",
-                     params={"baseline_ctr": 0.05, "mde_abs": 0.01, "mde_rel": 0.1})  # fmt: skip
+        both = c.get(
+            "/api/v1/experiments/sample-size",
+            params={"baseline_ctr": 0.05, "mde_abs": 0.01, "mde_rel": 0.1},
+        )
         assert both.status_code == 422 and "exactly one" in both.json()["error"]
         assert (
             c.get("/api/v1/experiments/sample-size", params={"baseline_ctr": 2}).status_code == 422

@@ -107,8 +107,14 @@ def _flaky(ctx, params):  # type: ignore[no-untyped-def]
     raise TransientJobError("service briefly unreachable")
 
 
-register(JobKind("test-flaky", __import__("backend.jobs.kinds.echo").jobs.kinds.echo.EchoParams,
-                 _flaky, "always transient"))  # fmt: skip
+register(
+    JobKind(
+        "test-flaky",
+        __import__("backend.jobs.kinds.echo").jobs.kinds.echo.EchoParams,
+        _flaky,
+        "always transient",
+    )
+)
 
 
 def test_transient_error_requeues_then_fails_when_retries_run_out(settings: Settings) -> None:

@@ -1,0 +1,123 @@
+"""Exactly once from Kafka to the lake: kill -9 the ingestion mid-run, restart it, count.
+
+The ingestion runs as a separate process (``python -m backend.pipeline.ingest``) in its own
+process group, so SIGKILL reaches the Python driver and its Spark JVM together, as a crash
+or an OOM kill of the host would.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from backend.pipeline import lake, layout
+from backend.streaming.producer import KafkaSink, produce_sync
+from tests.integration.test_ingest_kafka import KafkaEnv, create_topic, kafka_env, traffic
+
+pytestmark = [pytest.mark.integration, pytest.mark.kafka, pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parents[2]
+N = 20_000
+PER_TRIGGER = 1_500
+
+
+def ingest_command(env: KafkaEnv, topic: str, root: Path, *, follow: bool) -> list[str]:
+    cmd = [
+        sys.executable,
+        "-m",
+        "backend.pipeline.ingest",
+        "--bootstrap",
+        env.bootstrap,
+        "--topic",
+        topic,
+        "--lake",
+        str(root / "lake"),
+        "--checkpoints",
+        str(root / "checkpoints"),
+        "--jars-dir",
+        str(env.jars_dir),
+        "--var",
+        str(root / "var"),
+        "--max-offsets-per-trigger",
+        str(PER_TRIGGER),
+    ]
+    return [*cmd, "--follow", "--trigger-ms", "200"] if follow else cmd
+
+
+def committed_batches(lake_dir: Path) -> int:
+    return len(list((lake_dir / layout.BATCHES).glob("*/*.json")))
+
+
+def batch_in_flight(checkpoint_root: Path) -> bool:
+    """Whether Spark has planned a batch (offset log) that it has not committed yet."""
+
+    def last(log: str) -> int:
+        ids = [int(p.name) for p in checkpoint_root.glob(f"*/{log}/*") if p.name.isdigit()]
+        return max(ids, default=-1)
+
+    return last("offsets") > last("commits")
+
+
+def test_kill_minus_nine_and_restart_gives_exactly_once(tmp_path: Path) -> None:
+    env = kafka_env()
+    topic = create_topic(env.bootstrap)
+    events = traffic(seed=21, n=N, malformed=0.01, duplicates=0.01)
+    sent = produce_sync(events, KafkaSink(env.bootstrap, topic))
+    assert sent.sent == N
+    expected_valid = {
+        json.loads(e.value)["event_id"]
+        for e in events
+        if e.expected_reason is None and not e.duplicate
+    }
+    expected_bad = Counter(e.expected_reason for e in events if e.expected_reason)
+
+    log = (tmp_path / "follow.log").open("w")
+    proc = subprocess.Popen(
+        ingest_command(env, topic, tmp_path, follow=True),
+        cwd=REPO,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # its own process group: the driver JVM is killed with it
+    )
+    try:
+        deadline = time.monotonic() + 240
+        # Kill while a batch is planned but not committed, so the restart must replay it.
+        while committed_batches(tmp_path / "lake") < 2 or not batch_in_flight(
+            tmp_path / "checkpoints"
+        ):
+            assert proc.poll() is None, (tmp_path / "follow.log").read_text()[-3000:]
+            assert time.monotonic() < deadline, "no micro-batch committed within 240 s"
+            time.sleep(0.2)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+        log.close()
+    done_before_kill = committed_batches(tmp_path / "lake")
+    assert done_before_kill < -(-N // PER_TRIGGER), "the kill came after the last batch"
+
+    rerun = subprocess.run(
+        ingest_command(env, topic, tmp_path, follow=False),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
+    summary = json.loads(rerun.stdout.strip().splitlines()[-1])
+    assert summary["batches"] >= 1
+
+    events_in_lake = lake.read_events(tmp_path / "lake")
+    assert len(events_in_lake) == len(expected_valid)
+    assert events_in_lake["event_id"].is_unique
+    assert set(events_in_lake["event_id"]) == expected_valid
+    quarantine = lake.read_quarantine(tmp_path / "lake")
+    assert Counter(quarantine["reason"]) == expected_bad
+    assert quarantine["source_ref"].is_unique

@@ -1,0 +1,124 @@
+"""Kafka -> Spark -> lake against a real broker (scripts/services.sh up; eval its env)."""
+
+from __future__ import annotations
+
+import itertools
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from backend.pipeline import lake
+from backend.pipeline.ingest import IngestOptions, run_ingest
+from backend.pipeline.sources import KafkaSource, SourceUnavailableError, check_source
+from backend.pipeline.spark import SparkOptions, build_spark
+from backend.streaming.producer import KafkaSink, ensure_topic, produce_sync
+from backend.streaming.simulator import MALFORMED_KINDS, TrafficSpec, simulate_traffic
+from tests.conftest import service_env
+
+pytestmark = [pytest.mark.integration, pytest.mark.kafka]
+
+
+@dataclass(frozen=True)
+class KafkaEnv:
+    bootstrap: str
+    jars_dir: Path
+
+
+def kafka_env() -> KafkaEnv:
+    """The broker and the connector jars (RECFLOW_KAFKA_BOOTSTRAP_SERVERS and
+    RECFLOW_SPARK_JARS_DIR from ``scripts/services.sh env``), or a skip that says so."""
+    return KafkaEnv(
+        service_env("RECFLOW_KAFKA_BOOTSTRAP_SERVERS"),
+        Path(service_env("RECFLOW_SPARK_JARS_DIR")),
+    )
+
+
+def create_topic(bootstrap: str, partitions: int = 3) -> str:
+    """A new topic with a unique name (so runs never share offsets or checkpoints)."""
+    name = f"recflow-test-{uuid.uuid4().hex[:10]}"
+    assert ensure_topic(bootstrap, name, partitions=partitions)
+    return name
+
+
+def traffic(seed: int, n: int, malformed: float, duplicates: float) -> list[Any]:
+    spec = TrafficSpec(
+        seed=seed,
+        users=300,
+        step_ms=0,
+        malformed_fraction=malformed,
+        duplicate_fraction=duplicates,
+    )
+    return list(itertools.islice(simulate_traffic(spec), n))
+
+
+@pytest.fixture(scope="module")
+def env() -> KafkaEnv:
+    return kafka_env()
+
+
+@pytest.fixture(scope="module")
+def spark(env: KafkaEnv, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    session = build_spark(
+        SparkOptions(
+            var_dir=tmp_path_factory.mktemp("spark-var"), jars_dir=env.jars_dir, kafka=True
+        )
+    )
+    yield session
+    session.stop()
+
+
+def test_kafka_to_lake_counts(env: KafkaEnv, spark: Any, tmp_path: Path) -> None:
+    topic = create_topic(env.bootstrap)
+    events = traffic(seed=11, n=3000, malformed=0.04, duplicates=0.02)
+    sent = produce_sync(events, KafkaSink(env.bootstrap, topic))
+    assert sent.sent == 3000
+    opts = IngestOptions(
+        source=KafkaSource(env.bootstrap, topic, max_offsets_per_trigger=1000),
+        lake_dir=tmp_path / "lake",
+        checkpoint_root=tmp_path / "checkpoints",
+    )
+    result = run_ingest(spark, opts)
+    malformed = {k: v for k, v in sent.expected.items() if k != "valid"}
+    assert set(malformed) == set(MALFORMED_KINDS)
+    assert result.rows_in == 3000
+    assert result.batches >= 3
+    assert result.quarantined == malformed
+    assert result.duplicates == sent.duplicates
+    assert result.valid == sent.expected["valid"] - sent.duplicates
+    events_in_lake = lake.read_events(opts.lake_dir)
+    assert len(events_in_lake) == result.valid
+    assert events_in_lake["event_id"].is_unique
+    quarantine = lake.read_quarantine(opts.lake_dir)
+    assert quarantine["source_ref"].str.startswith(f"{topic}/").all()
+
+    # Nothing new: a second run reads nothing and writes nothing.
+    again = run_ingest(spark, opts)
+    assert (again.rows_in, again.valid) == (0, 0)
+
+
+def test_broker_down_fails_fast_with_a_clear_error(spark: Any, tmp_path: Path) -> None:
+    opts = IngestOptions(
+        source=KafkaSource("127.0.0.1:1", "interactions", timeout_s=3),
+        lake_dir=tmp_path / "lake",
+        checkpoint_root=tmp_path / "checkpoints",
+    )
+    started = time.monotonic()
+    with pytest.raises(SourceUnavailableError, match=r"127\.0\.0\.1:1.*scripts/kafka\.sh start"):
+        run_ingest(spark, opts)
+    assert time.monotonic() - started < 30
+
+
+def test_missing_topic_is_a_clear_error(env: KafkaEnv) -> None:
+    with pytest.raises(SourceUnavailableError, match="does not exist"):
+        check_source(KafkaSource(env.bootstrap, f"missing-{uuid.uuid4().hex[:8]}"))
+
+
+def test_ensure_topic_creates_once(env: KafkaEnv) -> None:
+    name = create_topic(env.bootstrap, partitions=2)
+    assert not ensure_topic(env.bootstrap, name, partitions=2)
+    check_source(KafkaSource(env.bootstrap, name))

@@ -1,0 +1,303 @@
+"""The ingestion job on local Spark with the landing-directory source (one session per module)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from backend.pipeline import lake, layout
+from backend.pipeline.compact import compact
+from backend.pipeline.ingest import IngestOptions, IngestResult, run_ingest
+from backend.pipeline.sources import DirSource
+from backend.pipeline.spark import SparkOptions, build_spark
+from backend.pipeline.validation import canonical_pattern, with_validation
+from backend.streaming.events import Event, Rejected, encode_event, now_ms, validate_event
+from tests.unit.streaming.event_cases import DAY_MS, RULES, cases
+
+pytestmark = pytest.mark.spark
+
+
+@pytest.fixture(scope="module")
+def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    session = build_spark(
+        SparkOptions(master="local[2]", var_dir=tmp_path_factory.mktemp("spark-var"))
+    )
+    yield session
+    session.stop()
+
+
+def write_jsonl(landing: Path, name: str, lines: list[str]) -> None:
+    landing.mkdir(parents=True, exist_ok=True)
+    tmp = landing / f".{name}.tmp"
+    tmp.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    os.replace(tmp, landing / f"{name}.jsonl")
+
+
+def valid_events(prefix: str, n: int, now: int) -> list[str]:
+    """``n`` valid events over three event dates (today and the two days before)."""
+    kinds = ("impression", "click", "rating")
+    out = []
+    for i in range(n):
+        kind = kinds[i % 3]
+        event = Event(
+            event_id=f"{prefix}-{i}",
+            user=f"u{i % 7}",
+            item=f"i{i % 5}",
+            type=kind,  # type: ignore[arg-type]
+            ts=now - (i % 3) * DAY_MS,
+            rating=float(1 + i % 5) if kind == "rating" else None,
+            experiment="home" if kind != "rating" else None,
+            variant=("A" if i % 2 else "B") if kind != "rating" else None,
+        )
+        out.append(encode_event(event).decode())
+    return out
+
+
+@dataclass
+class World:
+    root: Path
+    landing: Path
+    lake_dir: Path
+    opts: IngestOptions
+    result: IngestResult
+    expected_reasons: Counter[str]
+    cases: list[tuple[str, str | None, str | None]]
+    valid_ids: set[str]
+    stages: list[tuple[str, int, int, dict[str, Any]]] = field(default_factory=list)
+
+
+@pytest.fixture(scope="module")
+def world(spark: Any, tmp_path_factory: pytest.TempPathFactory) -> World:
+    root = tmp_path_factory.mktemp("ingest")
+    landing = root / "landing"
+    now = now_ms()
+    case_list = cases(now)
+    first = valid_events("a", 30, now)
+    write_jsonl(landing, "f1", first + [raw for raw, _, _ in case_list])
+    # The second file repeats five events of the first: duplicates across micro-batches.
+    write_jsonl(landing, "f2", first[:5] + valid_events("b", 10, now))
+    opts = IngestOptions(
+        source=DirSource(landing, max_files_per_trigger=1),
+        lake_dir=root / "lake",
+        checkpoint_root=root / "checkpoints",
+        rules=RULES,
+    )
+    stages: list[tuple[str, int, int, dict[str, Any]]] = []
+    result = run_ingest(spark, opts, on_stage=lambda *args: stages.append(args))
+    valid_ids = {f"a-{i}" for i in range(30)} | {f"b-{i}" for i in range(10)}
+    for raw, reason, _ in case_list:
+        if reason is None:
+            valid_ids.add(json.loads(raw)["event_id"])
+    return World(
+        root=root,
+        landing=landing,
+        lake_dir=opts.lake_dir,
+        opts=opts,
+        result=result,
+        expected_reasons=Counter(reason for _, reason, _ in case_list if reason),
+        cases=case_list,
+        valid_ids=valid_ids,
+        stages=stages,
+    )
+
+
+@pytest.mark.parametrize("fast_path", [True, False], ids=["fast-path", "variant-only"])
+def test_spark_validation_matches_the_python_validator(spark: Any, fast_path: bool) -> None:
+    from pyspark.sql import functions as F
+
+    now = 1_700_000_000_000
+    case_list = cases(now)
+    frame = spark.createDataFrame([(raw,) for raw, _, _ in case_list], "value string")
+    rows = (
+        with_validation(frame, "value", now_ms=F.lit(now), rules=RULES, fast_path=fast_path)
+        .select("reason", "field", "user", "rating", "ts")
+        .collect()
+    )
+    for (raw, reason, fld), row in zip(case_list, rows, strict=True):
+        python = validate_event(raw, now=now, rules=RULES)
+        assert (row["reason"], row["field"]) == (reason, fld), raw
+        got = (python.reason, python.field) if isinstance(python, Rejected) else (None, None)
+        assert got == (reason, fld)
+        if isinstance(python, Event):
+            assert (row["user"], row["rating"]) == (python.user, python.rating)
+            assert round(row["ts"].timestamp() * 1000) == python.ts
+
+
+def test_encoded_events_take_the_fast_path(spark: Any) -> None:
+    from pyspark.sql import functions as F
+
+    now = now_ms()
+    records = [
+        *valid_events("fast", 6, now),
+        json.dumps(json.loads(valid_events("pretty", 1, now)[0]), indent=2),
+    ]
+    frame = spark.createDataFrame([(r,) for r in records], "value string")
+    matched = frame.select(F.col("value").rlike(canonical_pattern()).alias("m")).collect()
+    assert all(row["m"] for row in matched)
+
+
+def test_valid_and_rejected_records_are_split_with_reasons(world: World) -> None:
+    r = world.result
+    assert r.batches == 2
+    assert r.rows_in == 30 + len(world.cases) + 15
+    assert r.valid == len(world.valid_ids)
+    assert r.quarantined == dict(sorted(world.expected_reasons.items()))
+    assert r.duplicates == 5
+    assert r.rows_in == r.valid + r.quarantined_total + r.duplicates
+
+    quarantine = lake.read_quarantine(world.lake_dir)
+    assert Counter(quarantine["reason"]) == world.expected_reasons
+    expected = {raw: (reason, fld) for raw, reason, fld in world.cases if reason}
+    got = {row.raw: (row.reason, row.field) for row in quarantine.itertuples()}
+    assert got == expected
+    assert set(quarantine.columns) >= {"raw", "reason", "field", "source_ref", "ingested_at"}
+    assert quarantine["source_ref"].str.endswith("f1.jsonl").all()
+
+
+def test_lake_is_partitioned_by_event_date_without_duplicates(world: World) -> None:
+    events = lake.read_events(world.lake_dir)
+    assert len(events) == len(world.valid_ids)
+    assert set(events["event_id"]) == world.valid_ids
+    event_dates = pd.to_datetime(events["ts"], utc=True).dt.strftime("%Y-%m-%d")
+    assert (events["dt"] == event_dates).all()
+    partitions = {p.name for p in (world.lake_dir / "events").iterdir()}
+    assert partitions == {f"dt={d}" for d in set(event_dates)}
+    assert len(partitions) >= 3
+    # One file per date and batch: the batch is repartitioned by date before writing.
+    for part in (world.lake_dir / "events").iterdir():
+        for batch_dir in part.iterdir():
+            assert len(list(batch_dir.glob("*.parquet"))) == 1
+
+
+def test_stage_callback_reports_each_batch(world: World) -> None:
+    assert [s[0] for s in world.stages] == ["batch-0", "batch-1"]
+    _, rows_in, rows_out, extra = world.stages[1]
+    assert (rows_in, rows_out, extra["duplicates"]) == (15, 10, 5)
+    assert {"durations_ms", "processed_rows_per_s", "state_rows", "spark_tasks"} <= set(extra)
+    assert extra["durations_ms"]["triggerExecution"] > 0
+
+
+def test_lake_readers_on_an_ingested_lake(world: World) -> None:
+    ratings = lake.read_ratings(world.lake_dir)
+    assert set(ratings.columns) == {"user", "item", "rating", "timestamp"}
+    assert ratings["rating"].between(1, 5).all()
+    assert not ratings.duplicated(["user", "item"]).any()
+    home = lake.read_experiment_events(world.lake_dir, "home")
+    assert set(home["type"]) == {"impression", "click"}
+    assert set(home["variant"]) == {"A", "B"}
+    assert "home" in lake.list_experiments(world.lake_dir)
+
+
+def test_tuning_off_writes_the_same_lake(spark: Any, world: World) -> None:
+    untuned = replace(
+        world.opts,
+        lake_dir=world.root / "lake-untuned",
+        checkpoint_root=world.root / "checkpoints-untuned",
+        repartition_by_date=False,
+        cache_batches=False,
+    )
+    result = run_ingest(spark, untuned)
+    assert (result.valid, result.quarantined, result.duplicates) == (
+        world.result.valid,
+        world.result.quarantined,
+        world.result.duplicates,
+    )
+    tuned = lake.read_events(world.lake_dir).drop(columns=["ingested_at"])
+    other = lake.read_events(untuned.lake_dir).drop(columns=["ingested_at"])
+    key = ["event_id"]
+    assert (
+        tuned.sort_values(key)
+        .reset_index(drop=True)
+        .equals(other.sort_values(key).reset_index(drop=True))
+    )
+
+
+def drop_commit(commits: Path, batch_id: int) -> None:
+    """Forget that Spark committed ``batch_id``, as if it crashed just before the commit."""
+    (commits / str(batch_id)).unlink()
+    (commits / f".{batch_id}.crc").unlink(missing_ok=True)
+
+
+def test_restart_continues_from_the_checkpoint_and_replays_idempotently(
+    spark: Any, world: World
+) -> None:
+    now = now_ms()
+    first = valid_events("a", 30, now)
+    write_jsonl(world.landing, "f3", first[5:10] + valid_events("c", 7, now))
+    again = run_ingest(spark, world.opts)
+    assert (again.rows_in, again.valid, again.duplicates, again.batches) == (12, 7, 5, 1)
+    ids = world.valid_ids | {f"c-{i}" for i in range(7)}
+    assert sorted(lake.read_events(world.lake_dir)["event_id"]) == sorted(ids)
+
+    # A crash after the lake was written but before Spark's commit: the batch is replayed.
+    commits = world.opts.checkpoint_dir / "commits"
+    last = max(int(p.name) for p in commits.iterdir() if p.name.isdigit())
+    drop_commit(commits, last)
+    replay = run_ingest(spark, world.opts)
+    assert [b.replayed for b in replay.batch_stats] == [True]
+    assert sorted(lake.read_events(world.lake_dir)["event_id"]) == sorted(ids)
+
+    # A crash half-way through publishing: partitions moved, no marker. The replay completes it.
+    drop_commit(commits, last)
+    markers = sorted((world.lake_dir / layout.BATCHES).glob("*/*.json"))
+    markers[-1].unlink()
+    replay = run_ingest(spark, world.opts)
+    assert [b.replayed for b in replay.batch_stats] == [False]
+    assert markers[-1].is_file()
+    events = lake.read_events(world.lake_dir)
+    assert sorted(events["event_id"]) == sorted(ids)
+
+    # Compaction keeps every row, and ingestion goes on after it.
+    files_before = len(list((world.lake_dir / "events").glob("dt=*/*/*.parquet")))
+    result = compact(world.lake_dir, target_file_mb=32)
+    assert result.files_before == files_before + len(
+        list((world.lake_dir / "quarantine").glob("dt=*/*/*.parquet"))
+    )
+    assert len(list((world.lake_dir / "events").glob("dt=*/*/*.parquet"))) < files_before
+    assert sorted(lake.read_events(world.lake_dir)["event_id"]) == sorted(ids)
+    write_jsonl(world.landing, "f4", valid_events("d", 4, now))
+    assert run_ingest(spark, world.opts).valid == 4
+    assert len(lake.read_events(world.lake_dir)) == len(ids) + 4
+
+
+def test_follow_mode_ingests_new_files_until_stopped(spark: Any, tmp_path: Path) -> None:
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    opts = IngestOptions(
+        source=DirSource(landing),
+        lake_dir=tmp_path / "lake",
+        checkpoint_root=tmp_path / "checkpoints",
+        trigger_interval=timedelta(milliseconds=500),
+    )
+    stop = threading.Event()
+    results: list[IngestResult] = []
+    runner = threading.Thread(
+        target=lambda: results.append(run_ingest(spark, opts, follow=True, stop_event=stop))
+    )
+    runner.start()
+    try:
+        write_jsonl(landing, "live", valid_events("live", 9, now_ms()))
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if list((opts.lake_dir / layout.BATCHES).glob("*/*.json")):
+                break
+            time.sleep(0.5)
+    finally:
+        stop.set()
+        runner.join(timeout=120)
+    assert not runner.is_alive()
+    assert results[0].valid == 9
+    assert len(lake.read_events(opts.lake_dir)) == 9
+    shutil.rmtree(tmp_path)

@@ -1,0 +1,123 @@
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from backend.streaming.events import (
+    EVENT_TYPES,
+    FIELD_NAMES,
+    REASONS,
+    Event,
+    Rejected,
+    ValidationRules,
+    encode_event,
+    json_schema,
+    spark_schema,
+    validate_event,
+)
+from tests.unit.streaming.event_cases import RULES, cases, record
+
+NOW = 1_700_000_000_000
+
+
+@pytest.mark.parametrize(("raw", "reason", "field"), cases(NOW))
+def test_validate_event_gives_the_documented_reason(
+    raw: str, reason: str | None, field: str | None
+) -> None:
+    out = validate_event(raw, now=NOW, rules=RULES)
+    if reason is None:
+        assert isinstance(out, Event), out
+    else:
+        assert isinstance(out, Rejected)
+        assert (out.reason, out.field) == (reason, field)
+        assert out.raw == raw.encode("utf-8")
+        assert out.message
+
+
+def test_every_reason_is_covered_by_the_cases() -> None:
+    assert {reason for _, reason, _ in cases(NOW) if reason} == set(REASONS)
+
+
+def test_valid_event_round_trips_through_encode() -> None:
+    event = Event(
+        event_id="e-9",
+        user="u_1",
+        item="i-2",
+        type="rating",
+        ts=NOW,
+        rating=4.0,
+        experiment="home",
+        variant="A",
+        source="replay",
+    )
+    assert validate_event(encode_event(event), now=NOW) == event
+    assert event.time == datetime.fromtimestamp(NOW / 1000, tz=UTC)
+    assert list(json.loads(encode_event(event))) == [
+        n for n in FIELD_NAMES if getattr(event, n) is not None
+    ]
+
+
+def test_bytes_and_str_are_the_same_record() -> None:
+    raw = record(NOW)
+    assert validate_event(raw, now=NOW) == validate_event(raw.encode(), now=NOW)
+
+
+def test_invalid_utf8_is_not_json() -> None:
+    out = validate_event(b'{"user": "\xff"}', now=NOW)
+    assert isinstance(out, Rejected) and out.reason == "not_json"
+
+
+def test_now_accepts_an_aware_datetime_only() -> None:
+    aware = datetime.fromtimestamp(NOW / 1000, tz=UTC)
+    assert isinstance(validate_event(record(NOW), now=aware), Event)
+    with pytest.raises(ValueError, match="aware"):
+        validate_event(record(NOW), now=datetime(2024, 1, 1))
+
+
+def test_future_skew_boundary_is_inclusive() -> None:
+    rules = ValidationRules(max_future_skew=timedelta(seconds=10))
+    assert isinstance(validate_event(record(NOW, ts=NOW + 10_000), now=NOW, rules=rules), Event)
+    late = validate_event(record(NOW, ts=NOW + 10_001), now=NOW, rules=rules)
+    assert isinstance(late, Rejected) and late.reason == "ts_too_far_future"
+
+
+def test_scale_is_configurable() -> None:
+    rules = ValidationRules(scale=(0.5, 10.0))
+    assert isinstance(
+        validate_event(record(NOW, type="rating", rating=9), now=NOW, rules=rules), Event
+    )
+    assert isinstance(
+        validate_event(record(NOW, type="rating", rating=0.5), now=NOW, rules=rules), Event
+    )
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"max_bytes": 10}, {"scale": (5.0, 1.0)}, {"max_age": timedelta(0)}],
+)
+def test_rules_reject_unusable_limits(kwargs: dict[str, object]) -> None:
+    with pytest.raises(ValueError):
+        ValidationRules(**kwargs)  # type: ignore[arg-type]
+
+
+def test_json_schema_is_derived_from_the_fields() -> None:
+    schema = json_schema(ValidationRules(scale=(0.5, 5.0)))
+    assert set(schema["properties"]) == set(FIELD_NAMES)
+    assert schema["required"] == ["schema_version", "event_id", "user", "item", "type", "ts"]
+    assert schema["properties"]["type"]["enum"] == list(EVENT_TYPES)
+    assert schema["then"]["properties"]["rating"] == {
+        "type": "number",
+        "minimum": 0.5,
+        "maximum": 5.0,
+    }
+    assert schema["properties"]["user"]["pattern"] == "^[A-Za-z0-9_-]{1,64}$"
+    json.dumps(schema)  # JSON-ready for the API
+
+
+def test_spark_schema_lists_the_lake_columns() -> None:
+    schema = spark_schema()
+    assert schema.fieldNames() == [*FIELD_NAMES, "ingested_at", "source_ref"]
+    assert schema["ts"].dataType.typeName() == "timestamp"
+    assert not schema["user"].nullable and schema["rating"].nullable
