@@ -1,0 +1,56 @@
+"""The report over real pipeline jobs: ingest (Spark), train and validate, run by the worker's
+runner in this process, then checked against the stored stage rows."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from backend.config import Settings
+from backend.db.migrate import upgrade
+from backend.recsys.synthetic import generate_ratings
+from backend.streaming.producer import DirSink, produce_sync
+from backend.streaming.simulator import replay_ratings
+from tests.unit.reports.cases import report_of
+from tests.unit.reports.support import assert_report_matches, expected_stats, run_job
+
+pytestmark = pytest.mark.spark
+
+
+def test_report_over_ingest_train_and_validate(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path / "var", spark_master="local[2]")
+    settings.ensure_dirs()
+    upgrade(settings.sqlalchemy_url)
+    data = generate_ratings(200, 120, 6000, rank=5, seed=2)
+    produce_sync(replay_ratings(data.ratings.frame), DirSink(settings.landing_dir))
+    ingest = run_job(settings, "ingest", {})
+    train_ids = [
+        run_job(
+            settings,
+            "train",
+            {
+                "data": {"format": "lake"},
+                "version": f"v{i}",
+                "model": {"params": {"n_epochs": 3 + i}},
+            },
+        )
+        for i in range(3)
+    ]
+    validate = run_job(settings, "validate", {"data": {"format": "lake"}, "k": 2, "ranking": None})
+    report = report_of(settings)
+    expected = expected_stats(settings)
+    assert report["runs"] == 5
+    assert_report_matches(report, expected)
+    kinds = {k["kind"]: k for k in report["kinds"]}
+    assert set(kinds) == {"ingest", "train", "validate"}
+    train_stages = [s["stage"] for s in kinds["train"]["stages"]]
+    assert train_stages == ["load", "fit", "save", "register"]
+    assert kinds["train"]["runs"] == 3 and expected[("train", "fit")].job_ids == tuple(train_ids)
+    batches = {s["stage"]: s for s in kinds["ingest"]["stages"]}
+    assert {"spark_session", "ingest", "micro_batch"} <= set(batches)
+    assert batches["ingest"]["rows_in"] == 6000 and batches["ingest"]["rows_out"] == 6000
+    assert expected[("ingest", "ingest")].job_ids == (ingest,)
+    assert expected[("validate", "cross_validate")].job_ids == (validate,)
+    # Spark's own figures of each micro-batch are summarised from the stage extras.
+    assert batches["micro_batch"]["extra"], "the micro-batch stages carry Spark's metrics"
