@@ -7,6 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from backend.config import Settings
+from backend.db.migrate import upgrade
+
 REPO = Path(__file__).resolve().parents[1]
 ML100K = (REPO.parent / "shared" / "data" / "ml-100k").resolve()
 
@@ -38,3 +41,12 @@ def ml100k_dir() -> Path:
     if not (ML100K / "u.data").is_file():
         pytest.skip(f"MovieLens 100K not found at {ML100K}")
     return ML100K
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Embedded settings in a fresh data directory, with the schema migrated."""
+    s = Settings(data_dir=tmp_path / "var")
+    s.ensure_dirs()
+    upgrade(s.sqlalchemy_url)
+    return s

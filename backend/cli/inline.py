@@ -8,9 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-from backend.cli.output import console, fail
+from backend.cli.output import fail, job_progress
 from backend.config import get_settings
 from backend.db.migrate import upgrade
 from backend.db.session import session_scope
@@ -34,15 +32,7 @@ def run_inline(kind: str, params: dict[str, Any], *, quiet: bool = False) -> dic
     if quiet:
         runner.execute(settings, job_id)
     else:
-        with Progress(
-            TextColumn(f"{kind} job {job_id}"),
-            BarColumn(),
-            TextColumn("{task.percentage:>3.0f}%"),
-            TimeElapsedColumn(),
-            TextColumn("{task.fields[message]}"),
-            console=console,
-            transient=True,
-        ) as bar:
+        with job_progress(f"{kind} job {job_id}") as bar:
             task = bar.add_task(kind, total=1.0, message="")
             runner.execute(
                 settings,

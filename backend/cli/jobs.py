@@ -6,10 +6,9 @@ import json
 from typing import Any
 
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from backend.cli.client import ApiClient
-from backend.cli.output import console, emit_json, fail, fmt_s, table
+from backend.cli.output import console, emit_json, fail, fmt_s, job_progress, table
 from backend.config import get_settings
 
 app = typer.Typer(help="Submit and watch jobs over the REST API.", no_args_is_help=True)
@@ -28,15 +27,7 @@ def watch(c: ApiClient, job_id: int, *, quiet: bool) -> dict[str, Any]:
     """Wait for a job, with a progress bar unless quiet."""
     if quiet:
         return c.wait(job_id)
-    with Progress(
-        TextColumn("job {task.fields[job]} [bold]{task.fields[state]}[/]"),
-        BarColumn(),
-        TextColumn("{task.percentage:>3.0f}%"),
-        TimeElapsedColumn(),
-        TextColumn("{task.fields[message]}"),
-        console=console,
-        transient=True,
-    ) as bar:
+    with job_progress("job {task.fields[job]} [bold]{task.fields[state]}[/]") as bar:
         task = bar.add_task("job", total=1.0, job=job_id, state="queued", message="")
 
         def update(job: dict[str, Any]) -> None:

@@ -9,6 +9,7 @@ from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 # Tables stay readable when the output goes to a file or a CI log (rich assumes 80 columns).
@@ -38,3 +39,16 @@ def fmt_s(value: float | None) -> str:
     if value is None:
         return "-"
     return f"{value * 1000:.1f} ms" if value < 1 else f"{value:.2f} s"
+
+
+def job_progress(label: str) -> Progress:
+    """The progress bar of a running job; ``label`` may use the task's fields (e.g. state)."""
+    return Progress(
+        TextColumn(label),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[message]}"),
+        console=console,
+        transient=True,
+    )

@@ -6,21 +6,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pytest
 from fastapi.testclient import TestClient
 
 from backend.api.app import create_app
 from backend.config import Settings
-from backend.db.migrate import upgrade
 from workers import runner
-
-
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    s = Settings(data_dir=tmp_path / "var")
-    s.ensure_dirs()
-    upgrade(s.sqlalchemy_url)
-    return s
 
 
 def _user_table(path: Path, ctr: dict[str, float], users: int, seed: int = 1) -> Path:

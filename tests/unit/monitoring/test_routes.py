@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,7 +12,6 @@ from fastapi.testclient import TestClient
 from backend.api.app import API_PREFIX, create_app
 from backend.api.routes import monitoring
 from backend.config import Settings
-from backend.db.migrate import upgrade
 from backend.monitoring.alert_store import AlertStore
 from backend.monitoring.alerts import AlertRules, lag_condition
 from backend.monitoring.consumer import Monitor, MonitorOptions, Record
@@ -33,14 +31,6 @@ def mount(settings: Settings) -> Any:
         app.include_router(monitoring.root_router)
         app.add_middleware(PrometheusMiddleware)
     return app
-
-
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    s = Settings(data_dir=tmp_path / "var")
-    s.ensure_dirs()
-    upgrade(s.sqlalchemy_url)
-    return s
 
 
 @pytest.fixture

@@ -11,21 +11,12 @@ from fastapi.testclient import TestClient
 
 from backend.api.app import create_app
 from backend.config import Settings
-from backend.db.migrate import upgrade
 from backend.db.session import session_scope
 from backend.jobs import service
 from backend.registry import repository as repo
 from workers import runner
 
 SYNTH = {"format": "synthetic", "n_users": 300, "n_items": 200, "n_ratings": 12_000, "seed": 3}
-
-
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    s = Settings(data_dir=tmp_path / "var")
-    s.ensure_dirs()
-    upgrade(s.sqlalchemy_url)
-    return s
 
 
 @pytest.fixture

@@ -4,25 +4,15 @@ from __future__ import annotations
 
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
 from backend.config import Settings
-from backend.db.migrate import upgrade
 from backend.db.session import session_scope
 from backend.jobs import repository as repo
 from backend.jobs.context import TransientJobError
 from backend.jobs.kinds import JobKind, register
 from workers import runner
-
-
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    s = Settings(data_dir=tmp_path / "var")
-    s.ensure_dirs()
-    upgrade(s.sqlalchemy_url)
-    return s
 
 
 def _new_job(settings: Settings, kind: str, params: dict[str, object]) -> int:
