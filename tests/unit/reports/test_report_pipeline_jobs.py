@@ -53,4 +53,15 @@ def test_report_over_ingest_train_and_validate(tmp_path: Path) -> None:
     assert expected[("ingest", "ingest")].job_ids == (ingest,)
     assert expected[("validate", "cross_validate")].job_ids == (validate,)
     # Spark's own figures of each micro-batch are summarised from the stage extras.
-    assert batches["micro_batch"]["extra"], "the micro-batch stages carry Spark's metrics"
+    spark = batches["micro_batch"]["extra"]
+    for key in (
+        "input_rows",
+        "input_bytes",
+        "shuffle_read_bytes",
+        "shuffle_write_bytes",
+        "executor_run_time_ms",
+        "spark_tasks",
+    ):
+        assert key in spark, f"the report lacks Spark's {key}"
+    assert spark["input_rows"]["sum"] >= 6000 and spark["executor_run_time_ms"]["sum"] > 0
+    assert spark["spark_tasks"]["sum"] > 0
