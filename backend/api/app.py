@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -36,6 +37,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         holder.start()
+        # Start-up objects (the app, the model) are long-lived: moving them out of the garbage
+        # collector's generations keeps its pauses, and so the serving p99, short.
+        gc.freeze()
         yield
         holder.stop()
 

@@ -41,7 +41,24 @@ UNMATCHED = "<unmatched>"
 JOB_STATES = ("queued", "running", "succeeded", "failed", "cancelled")
 
 
+_TEMPLATES: dict[int, str] = {}
+_CHILDREN: dict[tuple[str, str, str], tuple[Any, Any]] = {}
+
+
 def route_of(scope: Scope) -> str:
+    """``_route_of`` cached per matched route: a route's full template never changes, and the
+    serving hot path should not pay a few regex matches per request for its metrics."""
+    route = scope.get("route")
+    if route is None:
+        return UNMATCHED
+    key = id(route)
+    hit = _TEMPLATES.get(key)
+    if hit is None:
+        hit = _TEMPLATES[key] = _route_of(scope)
+    return hit
+
+
+def _route_of(scope: Scope) -> str:
     """The route template (``/api/v1/jobs/{job_id}``), never the raw path, to bound cardinality.
 
     The matched route (``scope["route"]``) may know only its path within an included router
@@ -85,8 +102,11 @@ class PrometheusMiddleware:
             await self.app(scope, receive, record)
         finally:
             labels = (scope["method"], route_of(scope), str(status))
-            REQUESTS.labels(*labels).inc()
-            LATENCY.labels(*labels).observe(time.perf_counter() - t0)
+            children = _CHILDREN.get(labels)
+            if children is None:
+                children = _CHILDREN[labels] = (REQUESTS.labels(*labels), LATENCY.labels(*labels))
+            children[0].inc()
+            children[1].observe(time.perf_counter() - t0)
 
 
 class StateCollector(Collector):
