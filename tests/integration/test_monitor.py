@@ -227,3 +227,33 @@ def test_broker_down_at_start_is_reported_and_retried(kafka: str) -> None:
                 server.close()
 
     asyncio.run(scenario())
+
+
+def test_monitor_survives_a_broker_restart(kafka: str) -> None:
+    """Stop and start the real broker mid-run: the monitor reconnects and counts every event
+    once (the broker keeps its log and the group's committed offsets across the restart)."""
+    import subprocess
+    from pathlib import Path
+
+    kafka_sh = Path(__file__).resolve().parents[2] / "scripts" / "kafka.sh"
+
+    async def scenario() -> None:
+        topic = await new_topic(kafka)
+        async with running(options(kafka, topic)) as (mon, _store):
+            await send_raw(kafka, topic, [event(i) for i in range(300)])
+            await until(lambda: mon.totals.valid == 300, 60, "the first 300 events")
+            stopped = await asyncio.to_thread(
+                subprocess.run, ["bash", str(kafka_sh), "stop"], capture_output=True, text=True
+            )
+            assert stopped.returncode == 0, stopped.stderr
+            await asyncio.sleep(3)
+            started = await asyncio.to_thread(
+                subprocess.run, ["bash", str(kafka_sh), "start"], capture_output=True, text=True
+            )
+            assert started.returncode == 0, started.stderr
+            await send_raw(kafka, topic, [event(i) for i in range(300, 700)])
+            await until(lambda: mon.totals.valid == 700, 120, "all 700 events after the restart")
+            assert mon.totals.invalid == 0
+            assert mon.state == "running"
+
+    asyncio.run(scenario())
