@@ -304,7 +304,7 @@ def json_schema(rules: ValidationRules = DEFAULT_RULES) -> dict[str, Any]:
     low, high = rules.scale
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "$id": "https://recflow.dev/schemas/interaction-event-v1.json",
+        "$id": "urn:recflow:schema:interaction-event:1",
         "title": "Recflow interaction event v1",
         "description": (
             f"One interaction. Records longer than {rules.max_bytes} UTF-8 bytes are rejected; ts "
