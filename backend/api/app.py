@@ -59,9 +59,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodyGuard, max_bytes=settings.max_body_bytes)
     app.add_middleware(PrometheusMiddleware)  # outermost: counts every request, 4xx included
 
+    # The serving routes are mounted on the app itself, ahead of everything else: routes are
+    # matched in order, nested routers cost a match per level, and these are the hot path.
+    app.include_router(recommendations.router, prefix=API_PREFIX)
     api = APIRouter(prefix=API_PREFIX)
-    # The serving routes go first: routes are matched in order, and they are the hot path.
-    api.include_router(recommendations.router)
     api.include_router(jobs.router)
     api.include_router(experiments.router)
     api.include_router(models.router)
