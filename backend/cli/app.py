@@ -64,24 +64,9 @@ def worker(
 ) -> None:
     """Start a Celery worker that runs jobs."""
     get_settings().ensure_dirs()
-    args = [
-        sys.executable,
-        "-m",
-        "celery",
-        "-A",
-        "workers.celery_app",
-        "worker",
-        "-Q",
-        "recflow",
-        "-c",
-        str(concurrency),
-        "-P",
-        pool,
-        "--loglevel",
-        loglevel,
-        "-E",
-    ]
-    os.execv(sys.executable, args)
+    from backend.cli.stack import worker_command
+
+    os.execv(sys.executable, worker_command(concurrency, pool, loglevel))
 
 
 @app.command()

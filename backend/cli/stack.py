@@ -22,6 +22,14 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def worker_command(concurrency: int, pool: str = "prefork", loglevel: str = "INFO") -> list[str]:
+    """The command line of a Celery worker on the ``recflow`` queue, with task events on."""
+    return [
+        sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker", "-Q", "recflow",
+        "-c", str(concurrency), "-P", pool, "--loglevel", loglevel, "-E",
+    ]  # fmt: skip
+
+
 @dataclass
 class Stack:
     api_url: str
@@ -99,25 +107,7 @@ def running_stack(
         log_dir / "api.log",
         full_env,
     )
-    worker = _spawn(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "workers.celery_app",
-            "worker",
-            "-Q",
-            "recflow",
-            "-c",
-            str(worker_concurrency),
-            "--loglevel",
-            "INFO",
-            "-E",
-        ],
-        log_dir / "worker.log",
-        full_env,
-    )
+    worker = _spawn(worker_command(worker_concurrency), log_dir / "worker.log", full_env)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_ready(url, [api, worker])
