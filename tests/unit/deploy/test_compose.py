@@ -19,7 +19,7 @@ def _compose() -> dict[str, Any]:
 
 def test_has_every_service_with_a_healthcheck() -> None:
     services = _compose()["services"]
-    for name in ("postgres", "redis", "kafka", "api", "worker", "flower"):
+    for name in ("postgres", "redis", "kafka", "api", "worker", "flower", "monitor"):
         assert name in services, f"compose lacks the {name} service"
         assert "healthcheck" in services[name], f"{name} has no healthcheck"
     assert services["kafka"]["image"].startswith("apache/kafka:")
@@ -29,7 +29,7 @@ def test_has_every_service_with_a_healthcheck() -> None:
 def test_app_settings_are_real_settings_and_point_at_the_services() -> None:
     services = _compose()["services"]
     fields = set(Settings.model_fields)
-    for name in ("api", "worker", "flower"):
+    for name in ("api", "worker", "flower", "monitor"):
         env = services[name]["environment"]
         for key in env:
             if key.startswith("RECFLOW_"):
@@ -53,6 +53,7 @@ def test_app_settings_are_real_settings_and_point_at_the_services() -> None:
 def test_migrations_run_before_the_app_and_the_image_builds_from_this_repo() -> None:
     services = _compose()["services"]
     assert services["migrate"]["command"] == ["recflow", "db", "upgrade"]
+    assert services["monitor"]["command"] == ["recflow", "monitor"]
     assert services["api"]["build"] == "."
     dockerfile = (REPO / "Dockerfile").read_text()
     for path in ("backend", "workers", "migrations", "alembic.ini"):
