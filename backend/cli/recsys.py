@@ -405,19 +405,26 @@ def models_list(as_json: bool = JsonOpt) -> None:
 
 
 @models_app.command("activate")
-def models_activate(model_id: int) -> None:
+def models_activate(model_id: int, as_json: bool = JsonOpt) -> None:
     """Make MODEL_ID the version that serves (running APIs reload it within seconds)."""
     from backend.config import get_settings
+    from backend.db.migrate import upgrade
     from backend.db.session import session_scope
     from backend.errors import AppError
     from backend.registry import service
 
-    with session_scope(get_settings().sqlalchemy_url) as s:
+    settings = get_settings()
+    upgrade(settings.sqlalchemy_url)
+    with session_scope(settings.sqlalchemy_url) as s:
         try:
             m = service.activate(s, model_id)
         except AppError as exc:
             fail(exc.message)
-        console.print(f"model {m.id} ({m.version}) is active")
+        out = {"id": m.id, "version": m.version, "active": True}
+    if as_json:
+        emit_json(out)
+    else:
+        console.print(f"model {out['id']} ({out['version']}) is active")
 
 
 datasets_app = typer.Typer(help="Rating data sets.", no_args_is_help=True)
@@ -427,6 +434,7 @@ datasets_app = typer.Typer(help="Rating data sets.", no_args_is_help=True)
 def datasets_download(
     name: str = typer.Argument(..., help="ml-100k, ml-1m or ml-latest-small"),
     dest: Path = typer.Option(Path("var/datasets"), help="where to unpack"),
+    as_json: bool = JsonOpt,
 ) -> None:
     """Download a MovieLens release and verify its checksum (needs network access)."""
     from backend.recsys.download import download_dataset
@@ -436,7 +444,10 @@ def datasets_download(
         out = download_dataset(name, dest)
     except DataError as exc:
         fail(str(exc))
-    console.print(f"{name} is in {out}")
+    if as_json:
+        emit_json({"dataset": name, "path": str(out)})
+    else:
+        console.print(f"{name} is in {out}")
 
 
 @datasets_app.command("synth")
@@ -447,6 +458,7 @@ def datasets_synth(
     ratings: int = typer.Option(50_000),
     rank: int = typer.Option(10),
     seed: int = typer.Option(0),
+    as_json: bool = JsonOpt,
 ) -> None:
     """Write a seeded synthetic rating set with a known latent-factor structure."""
     from backend.recsys.errors import DataError
@@ -458,4 +470,8 @@ def datasets_synth(
         fail(str(exc))
     out.parent.mkdir(parents=True, exist_ok=True)
     data.ratings.frame.to_csv(out, index=False)
-    console.print(f"{data.ratings.n_ratings} ratings of {users} users on {items} items -> {out}")
+    summary = {"ratings": data.ratings.n_ratings, "users": users, "items": items, "path": str(out)}
+    if as_json:
+        emit_json(summary)
+    else:
+        console.print(f"{summary['ratings']} ratings of {users} users on {items} items -> {out}")
