@@ -40,7 +40,7 @@ class Settings(BaseSettings):
     spark_master: str = "local[2]"
     spark_driver_memory: str = "2g"
     spark_shuffle_partitions: int = Field(default_factory=lambda: os.cpu_count() or 2, ge=1)
-    spark_repartition_by_date: bool = True
+    spark_repartition_by_date: bool = False
     spark_cache_reused: bool = True
     spark_max_offsets_per_trigger: int | None = Field(default=None, ge=1)
     # Directory of jars for the Kafka connector (resolved by scripts/spark-kafka-jars.sh);

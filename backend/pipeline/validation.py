@@ -140,18 +140,33 @@ def canonical_pattern() -> str:
     fields in ``FIELDS`` order (JSON whitespace allowed between tokens), required ones present and
     of their JSON type, optional ones absent, ``null`` or of their type, and no other field.
 
-    A match proves every type check passes and the text is valid JSON, so ``from_json`` reads it
-    exactly as a VARIANT would. Records written by ``events.encode_event`` match.
+    Values the contract restricts further are matched as exactly as the contract allows where a
+    regex does it cheaply: ``schema_version`` is the supported version, ``type`` one of the event
+    types, and id-like strings 1-``max_length`` characters of ``ID_PATTERN`` without escapes.
+    A match proves every check marked ``proven`` in ``_checks`` passes and that the text is
+    valid JSON, so ``from_json`` reads it exactly as a VARIANT would. Records written by
+    ``events.encode_event`` match; a record that does not (an escaped id, another version) is
+    still judged exactly, by the VARIANT path.
     """
     parts: list[str] = []
     for spec in FIELDS:
-        value = _KIND_PATTERNS[spec.kind]
+        value = _value_pattern(spec)
         member = f'"{spec.name}"{_WS}:{_WS}' + (value if spec.required else f"(?:{value}|null)")
         sep = "" if not parts else f"{_WS},{_WS}"
         parts.append(f"{sep}{member}" if spec.required else f"(?:{sep}{member})?")
     # The first field is required, so no optional member ever starts with a dangling comma.
     assert FIELDS[0].required
     return rf"\A{_WS}\{{{_WS}" + "".join(parts) + rf"{_WS}\}}{_WS}\z"
+
+
+def _value_pattern(spec: FieldSpec) -> str:
+    if spec.name == "schema_version":
+        return str(SCHEMA_VERSION)
+    if spec.name == "type":
+        return '"(?:' + "|".join(EVENT_TYPES) + ')"'
+    if spec.id_like and spec.max_length is not None:
+        return f'"{ID_PATTERN}{{1,{spec.max_length}}}"'
+    return _KIND_PATTERNS[spec.kind]
 
 
 def _first_failure(rules: ValidationRules, now_ms: Column) -> tuple[Column, Column, Column]:
@@ -180,18 +195,25 @@ def _first_failure(rules: ValidationRules, now_ms: Column) -> tuple[Column, Colu
     ts = typed("ts")
     low, high = rules.scale
 
-    checks: list[tuple[Column, str, str | None]] = [
-        (F.col("_size") > F.lit(rules.max_bytes), "oversized", None),
-        (~F.col("_canon") & (F.col("_v").isNull() | ~F.col("_is_object")), "not_json", None),
+    # (condition, reason, field, proven): ``proven`` checks always pass on a record that matches
+    # ``canonical_pattern``, so canonical records evaluate only the others.
+    checks: list[tuple[Column, str, str | None, bool]] = [
+        (F.col("_size") > F.lit(rules.max_bytes), "oversized", None, False),
+        (~F.col("_canon") & (F.col("_v").isNull() | ~F.col("_is_object")), "not_json", None, True),
     ]
-    checks += [(~present(s.name), "missing_field", s.name) for s in FIELDS if s.required]
-    checks += [(present(s.name) & ~kind_ok(s), "wrong_type", s.name) for s in FIELDS]
+    checks += [(~present(s.name), "missing_field", s.name, True) for s in FIELDS if s.required]
+    checks += [(present(s.name) & ~kind_ok(s), "wrong_type", s.name, True) for s in FIELDS]
     checks += [
-        (typed("schema_version") != F.lit(SCHEMA_VERSION), "unsupported_version", "schema_version"),
-        (~event_type.isin(*EVENT_TYPES), "unknown_type", "type"),
-        ((event_type == F.lit("rating")) & ~present("rating"), "missing_field", "rating"),
-        (present("experiment") & ~present("variant"), "missing_field", "variant"),
-        (present("variant") & ~present("experiment"), "missing_field", "experiment"),
+        (
+            typed("schema_version") != F.lit(SCHEMA_VERSION),
+            "unsupported_version",
+            "schema_version",
+            True,
+        ),
+        (~event_type.isin(*EVENT_TYPES), "unknown_type", "type", True),
+        ((event_type == F.lit("rating")) & ~present("rating"), "missing_field", "rating", False),
+        (present("experiment") & ~present("variant"), "missing_field", "variant", False),
+        (present("variant") & ~present("experiment"), "missing_field", "experiment", False),
     ]
     for spec in FIELDS:
         if spec.kind != "string" or spec.max_length is None:
@@ -201,22 +223,33 @@ def _first_failure(rules: ValidationRules, now_ms: Column) -> tuple[Column, Colu
             bad = ~col.rlike(rf"\A{ID_PATTERN}{{1,{spec.max_length}}}\z")
         else:
             bad = (F.char_length(col) < 1) | (F.char_length(col) > spec.max_length)
-        checks.append((present(spec.name) & bad, "bad_id", spec.name))
+        checks.append((present(spec.name) & bad, "bad_id", spec.name, spec.id_like))
     checks += [
-        (present("rating") & (event_type != F.lit("rating")), "rating_not_allowed", "rating"),
-        ((rating < F.lit(low)) | (rating > F.lit(high)), "rating_out_of_scale", "rating"),
-        (ts > now_ms + F.lit(rules.max_future_skew_ms), "ts_too_far_future", "ts"),
+        (
+            present("rating") & (event_type != F.lit("rating")),
+            "rating_not_allowed",
+            "rating",
+            False,
+        ),
+        ((rating < F.lit(low)) | (rating > F.lit(high)), "rating_out_of_scale", "rating", False),
+        (ts > now_ms + F.lit(rules.max_future_skew_ms), "ts_too_far_future", "ts", False),
     ]
     too_old = ts < F.lit(0)
     if rules.max_age_ms is not None:
         too_old = too_old | (ts < now_ms - F.lit(rules.max_age_ms))
-    checks.append((too_old, "ts_too_far_past", "ts"))
+    checks.append((too_old, "ts_too_far_past", "ts", False))
 
     # One CASE picks the first failing check; its index looks up the reason and the field.
-    first: Column = F.lit(None).cast("int")
-    for index, (cond, _, _) in reversed(list(enumerate(checks))):
-        # A null condition means "this check does not apply" (e.g. no rating to compare).
-        first = F.when(F.coalesce(cond, F.lit(False)), F.lit(index)).otherwise(first)
-    reasons = F.array(*[F.lit(code) for _, code, _ in checks])
-    fields = F.array(*[F.lit(name).cast("string") for _, _, name in checks])
+    def first_of(indexed: list[tuple[int, Column]]) -> Column:
+        first: Column = F.lit(None).cast("int")
+        for index, cond in reversed(indexed):
+            # A null condition means "this check does not apply" (e.g. no rating to compare).
+            first = F.when(F.coalesce(cond, F.lit(False)), F.lit(index)).otherwise(first)
+        return first
+
+    every = [(i, cond) for i, (cond, _, _, _) in enumerate(checks)]
+    unproven = [(i, cond) for i, (cond, _, _, proven) in enumerate(checks) if not proven]
+    first = F.when(F.col("_canon"), first_of(unproven)).otherwise(first_of(every))
+    reasons = F.array(*[F.lit(code) for _, code, _, _ in checks])
+    fields = F.array(*[F.lit(name).cast("string") for _, _, name, _ in checks])
     return first, reasons, fields

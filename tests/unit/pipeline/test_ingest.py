@@ -93,6 +93,8 @@ def world(spark: Any, tmp_path_factory: pytest.TempPathFactory) -> World:
         lake_dir=root / "lake",
         checkpoint_root=root / "checkpoints",
         rules=RULES,
+        repartition_by_date=True,
+        cache_batches=True,
     )
     stages: list[tuple[str, int, int, dict[str, Any]]] = []
     result = run_ingest(spark, opts, on_stage=lambda *args: stages.append(args))
@@ -185,7 +187,9 @@ def test_stage_callback_reports_each_batch(world: World) -> None:
     assert [s[0] for s in world.stages] == ["batch-0", "batch-1"]
     _, rows_in, rows_out, extra = world.stages[1]
     assert (rows_in, rows_out, extra["duplicates"]) == (15, 10, 5)
-    assert {"durations_ms", "processed_rows_per_s", "state_rows", "spark_tasks"} <= set(extra)
+    assert {"durations_ms", "processed_rows_per_s", "state_rows_updated", "spark_tasks"} <= set(
+        extra
+    )
     assert extra["durations_ms"]["triggerExecution"] > 0
 
 
