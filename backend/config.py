@@ -9,12 +9,16 @@ PostgreSQL, Redis, Kafka and a Spark master through RECFLOW_* environment variab
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from backend.streaming.events import ValidationRules
 
 
 class Settings(BaseSettings):
@@ -35,6 +39,16 @@ class Settings(BaseSettings):
     kafka_bootstrap_servers: str = ""
     kafka_topic: str = "interactions"
     kafka_monitor_group: str = "recflow-monitor"
+
+    # Limits of the event contract on top of its types (``events.ValidationRules``), shared by
+    # the ingestion, the live monitor and the simulator: the inclusive rating scale (0.5 for
+    # MovieLens ml-latest half stars), the largest raw record, how far ``ts`` may run ahead of
+    # the clock, and how far behind (empty: no limit, as a replay of old ratings needs).
+    event_rating_min: float = 1.0
+    event_rating_max: float = 5.0
+    event_max_bytes: int = Field(default=4096, ge=64)
+    event_max_future_skew_s: float = Field(default=300.0, ge=0)
+    event_max_age_days: float | None = Field(default=None, gt=0)
 
     # Spark and its tuning knobs (each can be switched off to measure it).
     spark_master: str = "local[2]"
@@ -106,6 +120,28 @@ class Settings(BaseSettings):
     @property
     def embedded_broker(self) -> bool:
         return self.celery_broker_url.startswith("sqla+")
+
+    def event_rules(self) -> ValidationRules:
+        """The event contract's limits from the ``event_*`` settings."""
+        from backend.streaming.events import ValidationRules
+
+        return ValidationRules(
+            max_bytes=self.event_max_bytes,
+            scale=(self.event_rating_min, self.event_rating_max),
+            max_future_skew=timedelta(seconds=self.event_max_future_skew_s),
+            max_age=None
+            if self.event_max_age_days is None
+            else timedelta(days=self.event_max_age_days),
+        )
+
+    @model_validator(mode="after")
+    def _event_scale_is_a_range(self) -> Settings:
+        if not self.event_rating_min < self.event_rating_max:
+            raise ValueError(
+                "RECFLOW_EVENT_RATING_MIN must be below RECFLOW_EVENT_RATING_MAX, got "
+                f"{self.event_rating_min} and {self.event_rating_max}"
+            )
+        return self
 
     @model_validator(mode="after")
     def _production_needs_servers(self) -> Settings:

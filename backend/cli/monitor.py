@@ -37,6 +37,7 @@ def options_from_settings(settings: Settings, **overrides: Any) -> MonitorOption
         "snapshot_interval_s": pick("monitor_snapshot_interval_s", 1.0),
         "validate_workers": pick("monitor_validate_workers", 1),
         "rules": rules,
+        "validation": settings.event_rules(),
     }
     base.update({k: v for k, v in overrides.items() if v is not None})
     return MonitorOptions(**base)

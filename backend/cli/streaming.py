@@ -76,6 +76,7 @@ def produce(
                 ctr=weights,
                 realtime=rate is not None,
                 malformed_fraction=malformed,
+                rules=get_settings().event_rules(),
             )
         except ValueError as exc:
             fail(f"bad simulation settings: {exc}")

@@ -88,6 +88,7 @@ def run(ctx: JobContext, p: IngestParams) -> dict[str, Any]:
         lake_dir=settings.lake_dir,
         checkpoint_root=settings.checkpoint_dir,
         dedupe_watermark=timedelta(seconds=p.dedupe_watermark_s),
+        rules=settings.event_rules(),
         repartition_by_date=settings.spark_repartition_by_date
         if p.repartition_by_date is None
         else p.repartition_by_date,

@@ -1,0 +1,48 @@
+"""Settings that shape the event contract's limits."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from pydantic import ValidationError
+
+from backend.config import Settings
+from backend.streaming.events import DEFAULT_RULES, Rejected, encode_event, validate_event
+
+
+def test_default_event_rules_are_the_contracts() -> None:
+    assert Settings().event_rules() == DEFAULT_RULES
+
+
+def test_event_rules_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RECFLOW_EVENT_RATING_MIN", "0.5")
+    monkeypatch.setenv("RECFLOW_EVENT_RATING_MAX", "10")
+    monkeypatch.setenv("RECFLOW_EVENT_MAX_BYTES", "2048")
+    monkeypatch.setenv("RECFLOW_EVENT_MAX_FUTURE_SKEW_S", "60")
+    monkeypatch.setenv("RECFLOW_EVENT_MAX_AGE_DAYS", "30")
+    rules = Settings().event_rules()
+    assert rules.scale == (0.5, 10.0)
+    assert (rules.max_bytes, rules.max_future_skew) == (2048, timedelta(seconds=60))
+    assert rules.max_age == timedelta(days=30)
+    # A half-star rating is valid on the configured scale and out of the default one.
+    half = {
+        "schema_version": 1,
+        "event_id": "e1",
+        "user": "u1",
+        "item": "i1",
+        "type": "rating",
+        "rating": 0.5,
+        "ts": 1_700_000_000_000,
+    }
+    now = 1_700_000_000_000
+    assert not isinstance(validate_event(encode_event(half), now=now, rules=rules), Rejected)
+    rejected = validate_event(encode_event(half), now=now, rules=DEFAULT_RULES)
+    assert isinstance(rejected, Rejected) and rejected.reason == "rating_out_of_scale"
+
+
+def test_an_inverted_rating_scale_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RECFLOW_EVENT_RATING_MIN", "5")
+    monkeypatch.setenv("RECFLOW_EVENT_RATING_MAX", "1")
+    with pytest.raises(ValidationError, match="RECFLOW_EVENT_RATING_MIN must be below"):
+        Settings()
