@@ -44,12 +44,23 @@ Counts
 Each batch is counted once from the persisted batch (valid and quarantined by reason); rows in
 and durations come from the query's progress reports; duplicates = rows in - valid - quarantined.
 No second pass over the source.
+
+Restarts
+--------
+With a ``local[N]`` master Spark does not retry a failed task, and its Kafka offset reader gives
+up after a few attempts: a broker that restarts mid-run fails the query. Such a failure (a Kafka
+timeout or disconnection, see ``is_transient_source_error``) restarts the query from the same
+checkpoint once ``check_source`` passes again; the batch that was running is replayed, which the
+exactly-once protocol above makes safe. Counts are kept per batch id across the restarts, so a
+replayed batch is counted once. Any other failure ends the run at once.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -59,7 +70,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from backend.pipeline import layout
-from backend.pipeline.sources import EventSource, check_source, read_stream
+from backend.pipeline.sources import EventSource, SourceUnavailableError, check_source, read_stream
 from backend.pipeline.validation import with_validation
 from backend.streaming.events import DEFAULT_RULES, FIELD_NAMES, REASONS, ValidationRules
 
@@ -72,6 +83,22 @@ StageCallback = Callable[[str, int, int, dict[str, Any]], None]
 
 _RAW_LIMIT = 1 << 20  # characters of a rejected record kept in the quarantine
 _UNIQUE_COLUMNS = ("event_id", "source_ref", "raw")
+_MAX_BACKOFF_S = 30.0
+
+log = logging.getLogger(__name__)
+
+#: Failures of the Kafka source that end once the broker is back: the broker was restarting or
+#: unreachable. Spark reports them from the driver (planning a batch: "Timed out waiting for a
+#: node assignment") or from a task, in which case the text comes wrapped in the Python
+#: traceback of ``foreachBatch`` (the batch's Spark jobs run from there).
+_TRANSIENT_SOURCE_ERROR = re.compile(
+    r"org\.apache\.kafka\.common\.errors\.(?:"
+    r"TimeoutException|DisconnectException|NetworkException|BrokerNotAvailableException"
+    r"|LeaderNotAvailableException|NotLeaderOrFollowerException|UnknownTopicOrPartitionException"
+    r"|CoordinatorNotAvailableException|NotCoordinatorException)\b"
+    r"|Timed out waiting for a node assignment"
+    r"|Cannot fetch record for offset -?\d+ in \d+ milliseconds"
+)
 
 
 class IngestError(RuntimeError):
@@ -94,6 +121,12 @@ class IngestOptions:
     with ``from_json`` instead of as a VARIANT (``validation.with_validation``).
     ``trigger_interval`` is the micro-batch period when following. ``grace_s`` is how long a
     stop waits for the running batch to finish.
+
+    A query that fails because the source went away for a while (``is_transient_source_error``)
+    is restarted from its checkpoint. ``max_restarts`` is how many times in a row that is done
+    without a micro-batch completing in between (0: never). Before the n-th restart in a row the
+    run waits ``restart_backoff_s * 2 ** (n - 1)`` seconds (at most 30), then retries
+    ``check_source`` with the same growing pause until it passes or ``source_wait_s`` has gone by.
     """
 
     source: EventSource
@@ -107,6 +140,9 @@ class IngestOptions:
     trigger_interval: timedelta = timedelta(seconds=5)
     grace_s: float = 60.0
     poll_s: int = 1
+    max_restarts: int = 5
+    restart_backoff_s: float = 1.0
+    source_wait_s: float = 120.0
 
     @property
     def checkpoint_dir(self) -> Path:
@@ -129,7 +165,11 @@ class BatchStats:
 
 @dataclass(frozen=True)
 class IngestResult:
-    """Totals of one ingestion run (availableNow, or follow until stopped)."""
+    """Totals of one ingestion run (availableNow, or follow until stopped).
+
+    ``restarts`` is how many times the query was restarted after a transient source failure;
+    each batch is counted once however many attempts it took.
+    """
 
     source: str
     query_id: str
@@ -140,6 +180,37 @@ class IngestResult:
     batches: int
     duration_s: float
     batch_stats: tuple[BatchStats, ...]
+    restarts: int = 0
+
+    @classmethod
+    def from_batches(
+        cls,
+        source: str,
+        query_id: str,
+        batches: list[BatchStats],
+        duration_s: float,
+        restarts: int = 0,
+    ) -> IngestResult:
+        """The totals of ``batches``, one per batch id (a later entry for an id replaces one
+        before it: the same batch, run again)."""
+        by_id = {b.batch_id: b for b in batches}
+        stats = [by_id[b] for b in sorted(by_id)]
+        quarantined: dict[str, int] = {}
+        for batch in stats:
+            for reason, n in batch.quarantined.items():
+                quarantined[reason] = quarantined.get(reason, 0) + n
+        return cls(
+            source=source,
+            query_id=query_id,
+            rows_in=sum(b.rows_in for b in stats),
+            valid=sum(b.valid for b in stats),
+            quarantined=dict(sorted(quarantined.items())),
+            duplicates=sum(b.duplicates for b in stats),
+            batches=len(stats),
+            duration_s=duration_s,
+            batch_stats=tuple(stats),
+            restarts=restarts,
+        )
 
     @property
     def quarantined_total(self) -> int:
@@ -161,6 +232,7 @@ class IngestResult:
             "quarantined_total": self.quarantined_total,
             "duplicates": self.duplicates,
             "batches": self.batches,
+            "restarts": self.restarts,
             "duration_s": round(self.duration_s, 3),
             "events_per_s": round(self.events_per_s, 1),
         }
@@ -352,12 +424,104 @@ def run_ingest(
     ``on_stage`` is called after each micro-batch with ``("batch-<id>", rows_in, valid, extra)``;
     ``extra`` holds the batch's counts and Spark's progress figures (durations, rows/s, state
     rows, tasks). Raises ``SourceUnavailableError`` before starting when the source cannot be
-    read, and ``IngestError`` when the query fails.
+    read, and ``IngestError`` when the query fails, unless the failure is transient for the
+    source: then the query is restarted from its checkpoint (``IngestOptions.max_restarts``).
     """
     check_source(opts.source)
     opts.lake_dir.mkdir(parents=True, exist_ok=True)
     opts.checkpoint_dir.mkdir(parents=True, exist_ok=True)
     writer = _BatchWriter(opts)
+    tracker = _ProgressTracker(spark, writer, on_stage)
+    stop = stop_event if follow else None
+    restarts = 0
+    in_a_row = 0  # restarts since a micro-batch last completed
+    started = time.monotonic()
+    while True:
+        query = _start_query(spark, opts, writer, follow=follow)
+        tracker.attach(query)
+        completed = len(tracker.done)
+        failure: BaseException | None = None
+        try:
+            _wait(query, tracker, opts, stop)
+        except KeyboardInterrupt:
+            _stop_gracefully(query, opts.grace_s)
+        except _QueryFailed as exc:
+            failure = exc.__cause__
+        finally:
+            if query.isActive:
+                query.stop()
+        if failure is None:
+            break
+        if len(tracker.done) > completed:
+            in_a_row = 0
+        reason = failure_text(failure)
+        if not is_transient_source_error(reason):
+            raise IngestError(f"the ingestion query failed: {failure}") from failure
+        if in_a_row >= opts.max_restarts:
+            if opts.max_restarts == 0:
+                raise IngestError(f"the ingestion query failed: {failure}") from failure
+            raise IngestError(
+                f"the ingestion query failed on its source {in_a_row + 1} times in a row "
+                f"(max_restarts={opts.max_restarts}); last failure: {failure}"
+            ) from failure
+        in_a_row += 1
+        restarts += 1
+        log.warning(
+            "ingestion of %s failed on its source (%s); restart %d from the checkpoint",
+            opts.source.key,
+            _first_line(reason),
+            restarts,
+        )
+        try:
+            if not _await_source(opts, in_a_row, stop, failure):
+                break  # stopped while waiting
+        except KeyboardInterrupt:
+            break
+    duration = time.monotonic() - started
+    tracker.poll()
+    stats = tracker.finished()
+    return IngestResult.from_batches(
+        source=opts.source.key,
+        query_id=writer.query_id() if stats else str(query.id),
+        batches=stats,
+        duration_s=duration,
+        restarts=restarts,
+    )
+
+
+def is_transient_source_error(text: str) -> bool:
+    """Whether a query failure (its ``failure_text``) is the source being briefly unreachable
+    (a Kafka broker restarting, a connection lost): worth a restart once the source is back."""
+    return _TRANSIENT_SOURCE_ERROR.search(text) is not None
+
+
+def failure_text(exc: BaseException) -> str:
+    """The message of a query failure and of each of its causes, without the query description
+    (plan, offsets) that Spark appends to the first one."""
+    parts: list[str] = []
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen and len(parts) < 10:
+        seen.add(id(current))
+        parts.append(str(current).split("\n=== Streaming Query ===", 1)[0])
+        # PySpark keeps the Java cause of a captured exception in ``_cause``.
+        cause = getattr(current, "_cause", None)
+        current = cause if isinstance(cause, BaseException) else current.__cause__
+    return "\n".join(parts)
+
+
+def _first_line(text: str) -> str:
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    return line[:300]
+
+
+class _QueryFailed(Exception):
+    """Raised by ``_wait`` from the query's ``StreamingQueryException`` (its ``__cause__``)."""
+
+
+def _start_query(
+    spark: SparkSession, opts: IngestOptions, writer: _BatchWriter, *, follow: bool
+) -> StreamingQuery:
     frame = build_query_frame(spark, opts)
     stream = (
         frame.writeStream.queryName(f"recflow-ingest-{opts.source.key}")
@@ -369,34 +533,39 @@ def run_ingest(
         stream = stream.trigger(processingTime=f"{int(seconds * 1000)} milliseconds")
     else:
         stream = stream.trigger(availableNow=True)
-    started = time.monotonic()
-    query = stream.start()
-    tracker = _ProgressTracker(spark, query, writer, on_stage)
-    try:
-        _wait(query, tracker, opts, stop_event if follow else None)
-    except KeyboardInterrupt:
-        _stop_gracefully(query, opts.grace_s)
-    finally:
-        if query.isActive:
-            query.stop()
-    duration = time.monotonic() - started
-    tracker.poll()
-    stats = tracker.finished()
-    quarantined: dict[str, int] = {}
-    for batch in stats:
-        for reason, n in batch.quarantined.items():
-            quarantined[reason] = quarantined.get(reason, 0) + n
-    return IngestResult(
-        source=opts.source.key,
-        query_id=writer.query_id() if stats else str(query.id),
-        rows_in=sum(b.rows_in for b in stats),
-        valid=sum(b.valid for b in stats),
-        quarantined=dict(sorted(quarantined.items())),
-        duplicates=sum(b.duplicates for b in stats),
-        batches=len(stats),
-        duration_s=duration,
-        batch_stats=tuple(stats),
-    )
+    return stream.start()
+
+
+def _await_source(
+    opts: IngestOptions,
+    attempt: int,
+    stop_event: threading.Event | None,
+    failure: BaseException,
+) -> bool:
+    """Wait before restart number ``attempt`` (in a row) until ``check_source`` passes.
+
+    Returns False when ``stop_event`` is set meanwhile (nothing to restart), raises
+    ``IngestError`` when the source is still unavailable after ``opts.source_wait_s``.
+    """
+    delay = min(opts.restart_backoff_s * 2 ** (attempt - 1), _MAX_BACKOFF_S)
+    deadline = time.monotonic() + opts.source_wait_s
+    while True:
+        if stop_event is not None:
+            if stop_event.wait(delay):
+                return False
+        else:
+            time.sleep(delay)
+        try:
+            check_source(opts.source)
+            return True
+        except SourceUnavailableError as exc:
+            if time.monotonic() >= deadline:
+                raise IngestError(
+                    f"the ingestion query failed on its source and the source did not come "
+                    f"back within {opts.source_wait_s:g} s: {exc}; query failure: "
+                    f"{_first_line(failure_text(failure))}"
+                ) from exc
+        delay = min(delay * 2, _MAX_BACKOFF_S, max(deadline - time.monotonic(), 0.0))
 
 
 def _wait(
@@ -405,16 +574,20 @@ def _wait(
     opts: IngestOptions,
     stop_event: threading.Event | None,
 ) -> None:
+    """Until the query ends or ``stop_event`` is set; raises ``_QueryFailed`` if it fails.
+    The progress of every batch the query completed is collected either way."""
     from pyspark.errors import StreamingQueryException
 
     while True:
         if stop_event is not None and stop_event.is_set():
             _stop_gracefully(query, opts.grace_s)
+            tracker.poll()
             return
         try:
             done = query.awaitTermination(opts.poll_s)
         except StreamingQueryException as exc:
-            raise IngestError(f"the ingestion query failed: {exc}") from exc
+            tracker.poll()
+            raise _QueryFailed(str(exc)) from exc
         tracker.poll()
         if done:
             return
@@ -434,9 +607,9 @@ class _ProgressTracker:
     def __init__(
         self,
         spark: SparkSession,
-        query: StreamingQuery,
         writer: _BatchWriter,
         on_stage: StageCallback | None,
+        query: StreamingQuery | None = None,
     ) -> None:
         self.spark = spark
         self.query = query
@@ -446,7 +619,17 @@ class _ProgressTracker:
         self.done: dict[int, BatchStats] = {}
         self._seen_jobs: set[int] = set()
 
+    def attach(self, query: StreamingQuery) -> None:
+        """Follow ``query`` from now on: the same checkpoint, restarted after a failure.
+
+        Batches are keyed by id across queries: a batch the previous query completed is kept; one
+        it did not complete (no progress report) is counted when the restarted query replays it.
+        """
+        self.query = query
+
     def poll(self) -> None:
+        if self.query is None:
+            return
         for report in self.query.recentProgress:
             batch_id = int(report["batchId"])
             if int(report.get("numInputRows", 0)) > 0 or batch_id not in self.progress:
@@ -506,9 +689,8 @@ class _ProgressTracker:
         and what those stages read, shuffled and spent (from Spark's status store: input rows and
         bytes, shuffle read and write bytes, executor run time), with no extra pass over data."""
         tracker = self.spark.sparkContext.statusTracker()
-        jobs = [
-            j for j in tracker.getJobIdsForGroup(str(self.query.runId)) if j not in self._seen_jobs
-        ]
+        group = str(self.query.runId) if self.query is not None else None
+        jobs = [j for j in tracker.getJobIdsForGroup(group) if j not in self._seen_jobs]
         stage_ids: list[int] = []
         tasks = 0
         for job_id in jobs:

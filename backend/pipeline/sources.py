@@ -114,16 +114,17 @@ async def _kafka_topics(bootstrap_servers: str, timeout_s: float) -> set[str]:
         enable_auto_commit=False,
     )
     try:
-        await asyncio.wait_for(consumer.start(), timeout=timeout_s)
-    except TimeoutError as exc:
-        raise SourceUnavailableError(
-            f"Kafka at {bootstrap_servers} did not answer within {timeout_s:.0f} s; start it "
-            "(scripts/kafka.sh start) or fix RECFLOW_KAFKA_BOOTSTRAP_SERVERS"
-        ) from exc
-    try:
+        try:
+            await asyncio.wait_for(consumer.start(), timeout=timeout_s)
+        except TimeoutError as exc:
+            raise SourceUnavailableError(
+                f"Kafka at {bootstrap_servers} did not answer within {timeout_s:.0f} s; start it "
+                "(scripts/kafka.sh start) or fix RECFLOW_KAFKA_BOOTSTRAP_SERVERS"
+            ) from exc
         topics: set[str] = await asyncio.wait_for(consumer.topics(), timeout=timeout_s)
         return topics
     finally:
+        # Also after a failed start: ingestion retries this check while a broker restarts.
         await consumer.stop()
 
 

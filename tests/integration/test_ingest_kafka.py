@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import itertools
+import json
+import logging
+import subprocess
+import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from backend.pipeline import lake
-from backend.pipeline.ingest import IngestOptions, run_ingest
+from backend.pipeline import lake, layout
+from backend.pipeline.ingest import IngestOptions, IngestResult, run_ingest
 from backend.pipeline.sources import KafkaSource, SourceUnavailableError, check_source
 from backend.pipeline.spark import SparkOptions, build_spark
 from backend.streaming.producer import KafkaSink, ensure_topic, produce_sync
@@ -21,6 +26,8 @@ from backend.streaming.simulator import MALFORMED_KINDS, TrafficSpec, simulate_t
 from tests.conftest import service_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.kafka]
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 @dataclass(frozen=True)
@@ -122,3 +129,89 @@ def test_ensure_topic_creates_once(env: KafkaEnv) -> None:
     name = create_topic(env.bootstrap, partitions=2)
     assert not ensure_topic(env.bootstrap, name, partitions=2)
     check_source(KafkaSource(env.bootstrap, name))
+
+
+def kafka_script(command: str) -> None:
+    """``scripts/kafka.sh stop|start``: the local broker, the one the tests use."""
+    subprocess.run(["bash", str(REPO / "scripts" / "kafka.sh"), command], check=True, timeout=180)
+
+
+class RestartSeen(logging.Handler):
+    """Sets ``event`` when the ingestion logs that it restarts its query."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.event = threading.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "restart" in record.getMessage():
+            self.event.set()
+
+
+@pytest.mark.slow
+def test_ingestion_survives_a_broker_restart(env: KafkaEnv, spark: Any, tmp_path: Path) -> None:
+    n, per_trigger = 4000, 250
+    topic = create_topic(env.bootstrap)
+    events = traffic(seed=31, n=n, malformed=0.03, duplicates=0.02)
+    sent = produce_sync(events, KafkaSink(env.bootstrap, topic))
+    assert sent.sent == n
+    expected_valid = {
+        json.loads(e.value)["event_id"]
+        for e in events
+        if e.expected_reason is None and not e.duplicate
+    }
+    expected_bad = Counter(e.expected_reason for e in events if e.expected_reason)
+    opts = IngestOptions(
+        # Short client timeouts: Spark gives up on the stopped broker within seconds (with the
+        # default it keeps retrying for most of a minute, and a shorter outage goes unnoticed).
+        source=KafkaSource(env.bootstrap, topic, max_offsets_per_trigger=per_trigger, timeout_s=2),
+        lake_dir=tmp_path / "lake",
+        checkpoint_root=tmp_path / "checkpoints",
+        restart_backoff_s=0.5,
+        source_wait_s=90,
+    )
+    results: list[IngestResult] = []
+    errors: list[BaseException] = []
+
+    def ingest() -> None:
+        try:
+            results.append(run_ingest(spark, opts))
+        except BaseException as exc:
+            errors.append(exc)
+
+    seen = RestartSeen()
+    ingest_log = logging.getLogger("backend.pipeline.ingest")
+    ingest_log.addHandler(seen)
+    runner = threading.Thread(target=ingest, daemon=True)
+    runner.start()
+    committed = 0
+    try:
+        deadline = time.monotonic() + 120
+        while committed < 2:
+            assert runner.is_alive(), errors
+            assert time.monotonic() < deadline, "no micro-batch committed within 120 s"
+            time.sleep(0.1)
+            committed = len(list((opts.lake_dir / layout.BATCHES).glob("*/*.json")))
+        kafka_script("stop")
+        # The broker stays down until the query has failed on it, so the outage really hits.
+        assert seen.event.wait(60), "the ingestion query did not fail while the broker was down"
+    finally:
+        kafka_script("start")
+        runner.join(timeout=180)
+        ingest_log.removeHandler(seen)
+    assert not runner.is_alive()
+    assert not errors, errors
+    result = results[0]
+    assert committed < -(-n // per_trigger), "the broker stopped after the last batch"
+    assert result.restarts >= 1
+    assert result.rows_in == n
+    assert result.valid == len(expected_valid)
+    assert result.quarantined == dict(sorted(expected_bad.items()))
+    assert result.duplicates == sent.duplicates
+    assert [b.batch_id for b in result.batch_stats] == list(range(result.batches))
+    events_in_lake = lake.read_events(opts.lake_dir)
+    assert events_in_lake["event_id"].is_unique
+    assert set(events_in_lake["event_id"]) == expected_valid
+    quarantine = lake.read_quarantine(opts.lake_dir)
+    assert Counter(quarantine["reason"]) == expected_bad
+    assert quarantine["source_ref"].is_unique

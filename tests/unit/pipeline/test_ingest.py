@@ -19,7 +19,8 @@ import pytest
 
 from backend.pipeline import lake, layout
 from backend.pipeline.compact import compact
-from backend.pipeline.ingest import IngestOptions, IngestResult, run_ingest
+from backend.pipeline.ingest import IngestError, IngestOptions, IngestResult, run_ingest
+from backend.pipeline.ingest import _BatchWriter as BatchWriter
 from backend.pipeline.sources import DirSource
 from backend.pipeline.spark import SparkOptions, build_spark
 from backend.pipeline.validation import canonical_pattern, with_validation
@@ -305,3 +306,87 @@ def test_follow_mode_ingests_new_files_until_stopped(spark: Any, tmp_path: Path)
     assert results[0].valid == 9
     assert len(lake.read_events(opts.lake_dir)) == 9
     shutil.rmtree(tmp_path)
+
+
+KAFKA_TIMEOUT = (
+    "org.apache.kafka.common.errors.TimeoutException: Timed out waiting for a node assignment."
+)
+
+
+def three_batches(root: Path, **kwargs: Any) -> IngestOptions:
+    """A landing directory of three files (five valid events and one rejected each), one per
+    micro-batch."""
+    landing = root / "landing"
+    now = now_ms()
+    for i in range(3):
+        write_jsonl(landing, f"f{i}", [*valid_events(f"r{i}", 5, now), "not json"])
+    return IngestOptions(
+        source=DirSource(landing, max_files_per_trigger=1),
+        lake_dir=root / "lake",
+        checkpoint_root=root / "checkpoints",
+        restart_backoff_s=0.05,
+        **kwargs,
+    )
+
+
+def test_a_transient_source_failure_restarts_the_query_and_counts_each_batch_once(
+    spark: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    opts = three_batches(tmp_path)
+    record = BatchWriter._record
+    failed: list[int] = []
+
+    def fail_once_after_publishing(self: BatchWriter, batch_id: int, counts: Any) -> None:
+        # Batch 1 reaches the lake, then the batch fails before Spark commits it.
+        record(self, batch_id, counts)
+        if batch_id == 1 and not failed:
+            failed.append(batch_id)
+            raise RuntimeError(KAFKA_TIMEOUT)
+
+    monkeypatch.setattr(BatchWriter, "_record", fail_once_after_publishing)
+    result = run_ingest(spark, opts)
+    assert failed == [1]
+    assert result.restarts == 1
+    assert result.to_dict()["restarts"] == 1
+    assert [(b.batch_id, b.replayed) for b in result.batch_stats] == [
+        (0, False),
+        (1, True),
+        (2, False),
+    ]
+    assert (result.rows_in, result.valid, result.duplicates) == (18, 15, 0)
+    assert result.quarantined == {"not_json": 3}
+    events = lake.read_events(opts.lake_dir)
+    assert len(events) == 15 and events["event_id"].is_unique
+    assert len(lake.read_quarantine(opts.lake_dir)) == 3
+
+
+def test_other_query_failures_end_the_run_at_once(
+    spark: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    opts = three_batches(tmp_path)
+    calls: list[int] = []
+
+    def broken(self: BatchWriter, batch: Any, batch_id: int, *args: Any) -> int:
+        calls.append(batch_id)
+        raise RuntimeError("the disk is on fire")
+
+    monkeypatch.setattr(BatchWriter, "_write", broken)
+    with pytest.raises(IngestError, match="the disk is on fire"):
+        run_ingest(spark, opts)
+    assert calls == [0]
+
+
+def test_restarts_in_a_row_are_bounded(
+    spark: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    opts = three_batches(tmp_path, max_restarts=2)
+    calls: list[int] = []
+
+    def unreachable(self: BatchWriter, batch: Any, batch_id: int, *args: Any) -> int:
+        calls.append(batch_id)
+        raise RuntimeError(KAFKA_TIMEOUT)
+
+    monkeypatch.setattr(BatchWriter, "_write", unreachable)
+    with pytest.raises(IngestError, match="on its source 3 times in a row"):
+        run_ingest(spark, opts)
+    assert calls == [0, 0, 0]
