@@ -19,8 +19,7 @@ from pathlib import Path
 import pytest
 
 from backend.pipeline import lake, layout
-from backend.streaming.producer import KafkaSink, produce_sync
-from tests.integration.test_ingest_kafka import KafkaEnv, create_topic, kafka_env, traffic
+from tests.integration.test_ingest_kafka import KafkaEnv, kafka_env, produce_traffic
 
 pytestmark = [pytest.mark.integration, pytest.mark.kafka, pytest.mark.slow]
 
@@ -68,16 +67,8 @@ def batch_in_flight(checkpoint_root: Path) -> bool:
 
 def test_kill_minus_nine_and_restart_gives_exactly_once(tmp_path: Path) -> None:
     env = kafka_env()
-    topic = create_topic(env.bootstrap)
-    events = traffic(seed=21, n=N, malformed=0.01, duplicates=0.01)
-    sent = produce_sync(events, KafkaSink(env.bootstrap, topic))
-    assert sent.sent == N
-    expected_valid = {
-        json.loads(e.value)["event_id"]
-        for e in events
-        if e.expected_reason is None and not e.duplicate
-    }
-    expected_bad = Counter(e.expected_reason for e in events if e.expected_reason)
+    sent = produce_traffic(env, seed=21, n=N, malformed=0.01, duplicates=0.01)
+    topic, expected_valid, expected_bad = sent.topic, sent.valid_ids, sent.reasons
 
     log = (tmp_path / "follow.log").open("w")
     proc = subprocess.Popen(

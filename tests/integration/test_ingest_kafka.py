@@ -63,6 +63,33 @@ def traffic(seed: int, n: int, malformed: float, duplicates: float) -> list[Any]
     return list(itertools.islice(simulate_traffic(spec), n))
 
 
+@dataclass(frozen=True)
+class SentTraffic:
+    """A new topic holding simulated traffic, with what ingesting it must give."""
+
+    topic: str
+    valid_ids: set[str]  # the event ids that must reach the lake
+    reasons: Counter[str]  # the quarantine reasons expected, with their counts
+    duplicates: int
+
+
+def produce_traffic(
+    env: KafkaEnv, *, seed: int, n: int, malformed: float, duplicates: float
+) -> SentTraffic:
+    """Send ``n`` simulated events to a new topic (``traffic``)."""
+    topic = create_topic(env.bootstrap)
+    events = traffic(seed=seed, n=n, malformed=malformed, duplicates=duplicates)
+    sent = produce_sync(events, KafkaSink(env.bootstrap, topic))
+    assert sent.sent == n
+    expected_valid = {
+        json.loads(e.value)["event_id"]
+        for e in events
+        if e.expected_reason is None and not e.duplicate
+    }
+    expected_bad = Counter(e.expected_reason for e in events if e.expected_reason)
+    return SentTraffic(topic, expected_valid, expected_bad, sent.duplicates)
+
+
 @pytest.fixture(scope="module")
 def env() -> KafkaEnv:
     return kafka_env()
@@ -151,16 +178,8 @@ class RestartSeen(logging.Handler):
 @pytest.mark.slow
 def test_ingestion_survives_a_broker_restart(env: KafkaEnv, spark: Any, tmp_path: Path) -> None:
     n, per_trigger = 4000, 250
-    topic = create_topic(env.bootstrap)
-    events = traffic(seed=31, n=n, malformed=0.03, duplicates=0.02)
-    sent = produce_sync(events, KafkaSink(env.bootstrap, topic))
-    assert sent.sent == n
-    expected_valid = {
-        json.loads(e.value)["event_id"]
-        for e in events
-        if e.expected_reason is None and not e.duplicate
-    }
-    expected_bad = Counter(e.expected_reason for e in events if e.expected_reason)
+    sent = produce_traffic(env, seed=31, n=n, malformed=0.03, duplicates=0.02)
+    topic, expected_valid, expected_bad = sent.topic, sent.valid_ids, sent.reasons
     opts = IngestOptions(
         # Short client timeouts: Spark gives up on the stopped broker within seconds (with the
         # default it keeps retrying for most of a minute, and a shorter outage goes unnoticed).
