@@ -40,7 +40,9 @@ class SparkOptions:
     connector with ``spark.jars.packages`` from Maven Central into ``var_dir/ivy``.
     ``state_store`` picks the streaming state store provider: RocksDB keeps large dedupe state off
     the JVM heap; ``hdfs`` is Spark's in-memory default. A checkpoint keeps the provider it was
-    created with. ``extra`` is passed through as ``spark.*`` settings last.
+    created with. ``native_parser`` compiles (once) and ships the JVM parser of canonical event
+    records that validation uses when present (``backend.pipeline.native``); it is cached in
+    ``var_dir/native``. ``extra`` is passed through as ``spark.*`` settings last.
     """
 
     master: str = "local[2]"
@@ -53,6 +55,7 @@ class SparkOptions:
     ui: bool = False
     state_store: StateStore = "rocksdb"
     log_level: str = "WARN"
+    native_parser: bool = True
     extra: dict[str, str] = field(default_factory=dict)
 
 
@@ -84,8 +87,11 @@ def jars_in(directory: Path) -> list[Path]:
 _JIT_HUGE = "-XX:-DontCompileHugeMethods"
 
 
-def spark_conf(opts: SparkOptions) -> dict[str, str]:
-    """The ``spark.*`` settings ``build_spark`` applies, as a dict (inspectable without a JVM)."""
+def spark_conf(opts: SparkOptions, native_jar: Path | None = None) -> dict[str, str]:
+    """The ``spark.*`` settings ``build_spark`` applies, as a dict (inspectable without a JVM).
+
+    ``native_jar`` is the event parser's jar (``native.build_jar``), added to ``spark.jars``.
+    """
     import pyspark
 
     var = opts.var_dir.resolve()
@@ -118,9 +124,12 @@ def spark_conf(opts: SparkOptions) -> dict[str, str]:
         conf["spark.sql.streaming.stateStore.rocksdb.changelogCheckpointing.enabled"] = "true"
         # Counting the total rows costs a lookup before every write: 1.3x ingestion throughput.
         conf["spark.sql.streaming.stateStore.rocksdb.trackTotalNumberOfRows"] = "false"
+    jars = [native_jar] if native_jar is not None else []
     if opts.jars_dir is not None:
-        conf["spark.jars"] = ",".join(str(p) for p in jars_in(opts.jars_dir))
-    elif opts.kafka:
+        jars += jars_in(opts.jars_dir)
+    if jars:
+        conf["spark.jars"] = ",".join(str(p.resolve()) for p in jars)
+    if opts.jars_dir is None and opts.kafka:
         conf["spark.jars.packages"] = KAFKA_PACKAGE.format(version=pyspark.__version__)
     conf.update(opts.extra)
     return conf
@@ -135,7 +144,12 @@ def build_spark(opts: SparkOptions) -> SparkSession:
     """
     from pyspark.sql import SparkSession
 
-    conf = spark_conf(opts)
+    native_jar = None
+    if opts.native_parser:
+        from backend.pipeline import native
+
+        native_jar = native.build_jar(opts.var_dir / "native")
+    conf = spark_conf(opts, native_jar)
     for sub in ("spark-tmp", "ivy", "derby"):
         (opts.var_dir / sub).mkdir(parents=True, exist_ok=True)
     builder = SparkSession.builder.master(opts.master).appName(opts.app_name)

@@ -21,7 +21,8 @@ exact comparison with Kafka record timestamps, which are epoch milliseconds too.
 Checks run in this order, and the first failure decides the reason:
 
 1. ``oversized``: the raw record is longer than ``max_bytes`` (UTF-8 bytes).
-2. ``not_json``: not valid UTF-8 JSON, a duplicate key, NaN/Infinity, or not a JSON object.
+2. ``not_json``: not valid UTF-8 JSON (one JSON text, nothing after it), a duplicate key,
+   NaN/Infinity, containers nested deeper than ``MAX_DEPTH``, or not a JSON object.
 3. ``missing_field``: a required field is absent or ``null`` (in field order).
 4. ``wrong_type``: a field present with the wrong JSON type (strings must be strings; ``rating`` a
    number; ``schema_version``, ``ts`` and ``sent_at`` integers that fit in 64 bits; booleans are
@@ -36,7 +37,8 @@ Checks run in this order, and the first failure decides the reason:
 10. ``rating_out_of_scale``: ``rating`` outside the configured scale (inclusive; default 1-5).
 11. ``ts_too_far_future`` / ``ts_too_far_past``: ``ts`` later than now + ``max_future_skew``, or
     negative or earlier than now - ``max_age`` (when a maximum age is set; replays of historical
-    ratings need none).
+    ratings need none). ``sent_at`` (field ``sent_at``) outside +-``EPOCH_MS_LIMIT``, the range a
+    timestamp in the lake can hold (about 292,000 years either side of 1970).
 
 Unknown extra fields are ignored (forward compatibility); they are not stored in the lake.
 Duplicates (the same ``event_id`` twice) are not a validation failure: the ingestion job drops
@@ -96,6 +98,10 @@ ID_MAX_LENGTH: Final = 64
 EVENT_ID_MAX_LENGTH: Final = 128
 INT64_MIN: Final = -(2**63)
 INT64_MAX: Final = 2**63 - 1
+#: How deeply objects and arrays may nest in a record (the event object itself is depth 1).
+MAX_DEPTH: Final = 64
+#: The largest epoch millisecond a lake timestamp (64-bit microseconds) can hold.
+EPOCH_MS_LIMIT: Final = INT64_MAX // 1000
 
 FieldKind = Literal["string", "integer", "number"]
 
@@ -301,6 +307,7 @@ def json_schema(rules: ValidationRules = DEFAULT_RULES) -> dict[str, Any]:
     props["schema_version"] = {**props["schema_version"], "const": SCHEMA_VERSION}
     props["type"] = {**props["type"], "enum": list(EVENT_TYPES)}
     props["ts"] = {**props["ts"], "minimum": 0}
+    props["sent_at"] = {**props["sent_at"], "minimum": -EPOCH_MS_LIMIT, "maximum": EPOCH_MS_LIMIT}
     low, high = rules.scale
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -367,6 +374,32 @@ class _NotJson(ValueError):
     pass
 
 
+def _nested_deeper_than(data: bytes, limit: int) -> bool:
+    """Whether ``[``/``{`` outside strings nest more than ``limit`` deep (counted only when the
+    record has that many brackets at all, which events never do)."""
+    if data.count(b"[") + data.count(b"{") <= limit:
+        return False
+    depth = 0
+    in_string = escaped = False
+    for byte in data:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # quote
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):
+            depth += 1
+            if depth > limit:
+                return True
+        elif byte in (0x5D, 0x7D):
+            depth -= 1
+    return False
+
+
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in pairs:
@@ -411,13 +444,15 @@ def validate_event(
     data = raw.encode("utf-8") if isinstance(raw, str) else bytes(raw)
     if len(data) > rules.max_bytes:
         return Rejected("oversized", None, f"record is {len(data)} bytes > {rules.max_bytes}", data)
+    if _nested_deeper_than(data, MAX_DEPTH):
+        return Rejected("not_json", None, f"JSON nested deeper than {MAX_DEPTH} levels", data)
     try:
         obj = json.loads(
             data.decode("utf-8"),
             object_pairs_hook=_no_duplicates,
             parse_constant=_no_constants,
         )
-    except (UnicodeDecodeError, ValueError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         return Rejected("not_json", None, f"not valid JSON: {exc}", data)
     if not isinstance(obj, dict):
         return Rejected("not_json", None, "an event must be a JSON object", data)
@@ -491,6 +526,14 @@ def validate_event(
             "ts",
             "ts must be epoch milliseconds >= 0"
             + ("" if max_age is None else f" and at most {max_age} ms before now"),
+            data,
+        )
+    sent_at = obj.get("sent_at")
+    if sent_at is not None and not -EPOCH_MS_LIMIT <= sent_at <= EPOCH_MS_LIMIT:
+        return Rejected(
+            "ts_too_far_future" if sent_at > 0 else "ts_too_far_past",
+            "sent_at",
+            f"sent_at must be epoch milliseconds within +-{EPOCH_MS_LIMIT}",
             data,
         )
     return Event(

@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from backend.pipeline import lake, layout
+from backend.pipeline import lake, layout, native
 from backend.pipeline.compact import compact
 from backend.pipeline.ingest import IngestError, IngestOptions, IngestResult, run_ingest
 from backend.pipeline.ingest import _BatchWriter as BatchWriter
@@ -116,15 +116,31 @@ def world(spark: Any, tmp_path_factory: pytest.TempPathFactory) -> World:
     )
 
 
-@pytest.mark.parametrize("fast_path", [True, False], ids=["fast-path", "variant-only"])
-def test_spark_validation_matches_the_python_validator(spark: Any, fast_path: bool) -> None:
+PATHS = {
+    "jvm-parser": {"fast_path": True, "native": True},
+    "regex": {"fast_path": True, "native": False},
+    "variant-only": {"fast_path": False},
+}
+
+
+def test_the_session_has_the_jvm_parser(spark: Any) -> None:
+    assert native.available(spark)
+
+
+@pytest.mark.parametrize("path", list(PATHS))
+@pytest.mark.parametrize("binary", [False, True], ids=["text", "bytes"])
+def test_spark_validation_matches_the_python_validator(spark: Any, path: str, binary: bool) -> None:
     from pyspark.sql import functions as F
 
     now = 1_700_000_000_000
     case_list = cases(now)
     frame = spark.createDataFrame([(raw,) for raw, _, _ in case_list], "value string")
+    if binary:
+        frame = frame.select(F.col("value").cast("binary").alias("value"))
     rows = (
-        with_validation(frame, "value", now_ms=F.lit(now), rules=RULES, fast_path=fast_path)
+        with_validation(
+            frame, "value", now_ms=F.lit(now), rules=RULES, value_is_binary=binary, **PATHS[path]
+        )
         .select("reason", "field", "user", "rating", "ts")
         .collect()
     )

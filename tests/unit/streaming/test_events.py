@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from backend.streaming.events import (
+    EPOCH_MS_LIMIT,
     EVENT_TYPES,
     FIELD_NAMES,
     REASONS,
@@ -114,6 +115,24 @@ def test_json_schema_is_derived_from_the_fields() -> None:
     }
     assert schema["properties"]["user"]["pattern"] == "^[A-Za-z0-9_-]{1,64}$"
     json.dumps(schema)  # JSON-ready for the API
+
+
+@pytest.mark.parametrize(
+    ("sent_at", "reason"),
+    [
+        (EPOCH_MS_LIMIT, None),
+        (-EPOCH_MS_LIMIT, None),
+        (EPOCH_MS_LIMIT + 1, "ts_too_far_future"),
+        (-EPOCH_MS_LIMIT - 1, "ts_too_far_past"),
+    ],
+)
+def test_sent_at_must_fit_a_lake_timestamp(sent_at: int, reason: str | None) -> None:
+    now = 1_700_000_000_000
+    result = validate_event(record(now, sent_at=sent_at), now=now, rules=RULES)
+    got = (result.reason, result.field) if isinstance(result, Rejected) else (None, None)
+    assert got == ((reason, "sent_at") if reason else (None, None))
+    bounds = json_schema()["properties"]["sent_at"]
+    assert (bounds["minimum"], bounds["maximum"]) == (-EPOCH_MS_LIMIT, EPOCH_MS_LIMIT)
 
 
 def test_spark_schema_lists_the_lake_columns() -> None:
