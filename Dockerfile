@@ -1,7 +1,8 @@
-# One image for the API, the workers, Flower and the monitor.
+# One image for the API, the workers, Flower and the monitor. The JDK (not just a JRE) compiles
+# the JVM side of ingestion validation on first use (backend/pipeline/native.py).
 FROM python:3.11-slim-bookworm
 RUN apt-get update \
- && apt-get install -y --no-install-recommends openjdk-17-jre-headless procps \
+ && apt-get install -y --no-install-recommends openjdk-17-jdk-headless procps \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY pyproject.toml README.md alembic.ini ./

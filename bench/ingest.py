@@ -5,7 +5,8 @@ Prints ONE JSON line:
 * ``events_per_s``: the tuned ingestion of ``--events`` simulated events from Kafka (validation
   and dedupe on), availableNow, wall time of the query (start, all micro-batches, stop) on a
   warm JVM: the median of ``--repeats`` runs, each from a fresh checkpoint (all runs in
-  ``events_per_s_runs``);
+  ``events_per_s_runs``), after ``--warmup-runs`` unmeasured runs on the same topic (the JIT
+  keeps compiling hot code over the first few million records);
 * ``kafka_consumer_perf_per_s``: Kafka's own ConsumerPerformance on the same topic
   (``scripts/kafka.sh perf``), the ceiling for reading it;
 * ``aiokafka_count_per_s``: a Python aiokafka consumer that only counts the records;
@@ -14,7 +15,8 @@ Prints ONE JSON line:
   shuffle partitions, RocksDB counting its rows, no repartition, no cache),
   ``shuffle_partitions_200``, ``rocksdb_count_rows``, ``repartition_by_date`` (on; off is the
   default), ``untuned_repartition_by_date`` (200 partitions with the repartition),
-  ``max_offsets_per_trigger_quarter`` (four micro-batches);
+  ``max_offsets_per_trigger_quarter`` (four micro-batches), ``jvm_parser_off`` (canonical
+  records recognised by a regex and parsed with ``from_json`` instead of the JVM parser);
 * ``malformed_cache_on/off_events_per_s``: traffic with ``--malformed-fraction`` malformed
   records, five micro-batches, with caching of the batches read twice on and off;
 * ``file_events_per_s``: the embedded mode (landing directory of JSON lines -> lake);
@@ -172,6 +174,7 @@ def measure_knobs(
     run("untuned_repartition_by_date", replace(tuned, repartition_by_date=True), untuned_conf)
     capped = replace(tuned.source, max_offsets_per_trigger=args.events // 4)
     run("max_offsets_per_trigger_quarter", replace(tuned, source=capped))
+    run("jvm_parser_off", replace(tuned, native_validation=False))
     return out
 
 
@@ -207,7 +210,9 @@ def main() -> None:
     parser.add_argument("--warmup-events", type=int, default=50_000)
     parser.add_argument("--max-offsets-per-trigger", type=int, default=None)
     parser.add_argument("--driver-memory", default="4g")
+    parser.add_argument("--gc", choices=["parallel", "g1"], default="parallel", help="JVM GC")
     parser.add_argument("--repeats", type=int, default=3, help="tuned Kafka runs (median)")
+    parser.add_argument("--warmup-runs", type=int, default=2, help="unmeasured Kafka runs")
     parser.add_argument("--malformed-events", type=int, default=300_000)
     parser.add_argument("--malformed-fraction", type=float, default=0.005)
     parser.add_argument("--skip-untuned", action="store_true", help="skip the knob comparisons")
@@ -234,8 +239,10 @@ def main() -> None:
                 var_dir=work / "var",
                 jars_dir=Path(settings.spark_jars_dir) if use_kafka else None,
                 kafka=use_kafka,
+                gc=args.gc,
             )
         )
+        out["gc"] = args.gc
         partitions = spark.conf.get("spark.sql.shuffle.partitions")
         out["shuffle_partitions"] = int(partitions or 0)
 
@@ -265,8 +272,10 @@ def main() -> None:
             out["produce_per_s"] = round(sent.events_per_s)
             source = KafkaSource(bootstrap, topic, args.max_offsets_per_trigger)
             tuned = IngestOptions(source, work / "lake-kafka", work / "cp-kafka")
-            # Warm the Kafka path too: the first pass over a large topic compiles the hot code.
-            ingest_once(spark, tuned)
+            # Warm the Kafka path too: the first passes over a large topic compile the hot code.
+            for _ in range(args.warmup_runs):
+                ingest_once(spark, tuned)
+            out["warmup_runs"] = args.warmup_runs
             runs = [ingest_once(spark, tuned) for _ in range(args.repeats)]
             rates = sorted(r.events_per_s for r in runs)
             result = runs[0]

@@ -116,9 +116,10 @@ class IngestOptions:
     (with shuffle partitions sized to the cores, that is at most a few; with Spark's default of
     200 it is the small-file explosion). ``cache_batches`` persists a batch that will be read
     twice (valid rows, then rejected rows) instead of recomputing it from the source; a batch is
-    taken to have rejected rows when the previous one had. ``fast_validation`` parses
-    canonically shaped records
-    with ``from_json`` instead of as a VARIANT (``validation.with_validation``).
+    taken to have rejected rows when the previous one had. ``fast_validation`` reads
+    canonically shaped records without a VARIANT parse, with the JVM parser of
+    ``backend.pipeline.native`` when ``native_validation`` (and the session has it), else with
+    a regex and ``from_json`` (``validation.with_validation``).
     ``trigger_interval`` is the micro-batch period when following. ``grace_s`` is how long a
     stop waits for the running batch to finish.
 
@@ -137,6 +138,7 @@ class IngestOptions:
     repartition_by_date: bool = False
     cache_batches: bool = True
     fast_validation: bool = True
+    native_validation: bool = True
     trigger_interval: timedelta = timedelta(seconds=5)
     grace_s: float = 60.0
     poll_s: int = 1
@@ -387,6 +389,7 @@ def build_query_frame(spark: SparkSession, opts: IngestOptions) -> DataFrame:
         rules=opts.rules,
         value_is_binary=opts.source.value_is_binary,
         fast_path=opts.fast_validation,
+        native=opts.native_validation,
     )
     position = F.col("source_ref")
     if not opts.source.value_is_binary:

@@ -74,6 +74,7 @@ def spark_options(settings: Settings) -> SparkOptions:
         # One session per process: include the Kafka connector whenever it is available, so a
         # later Kafka job can reuse a session started for the landing directory.
         kafka=bool(jars) or bool(settings.kafka_bootstrap_servers),
+        gc=settings.spark_gc,
     )
 
 

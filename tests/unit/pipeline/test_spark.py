@@ -44,3 +44,11 @@ def test_missing_or_empty_jars_dir_is_a_clear_error(tmp_path: Path) -> None:
         spark_conf(SparkOptions(jars_dir=tmp_path / "nope"))
     with pytest.raises(SparkSetupError, match=r"no \.jar"):
         spark_conf(SparkOptions(jars_dir=tmp_path))
+
+
+def test_the_garbage_collector_is_chosen_for_driver_and_executors(tmp_path: Path) -> None:
+    parallel = spark_conf(SparkOptions(var_dir=tmp_path))
+    g1 = spark_conf(SparkOptions(var_dir=tmp_path, gc="g1"))
+    for key in ("spark.driver.extraJavaOptions", "spark.executor.extraJavaOptions"):
+        assert "-XX:+UseParallelGC" in parallel[key].split()
+        assert "-XX:+UseG1GC" in g1[key].split() and "-XX:+UseParallelGC" not in g1[key]
