@@ -8,7 +8,6 @@ import shutil
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
@@ -22,21 +21,11 @@ from backend.pipeline.compact import compact
 from backend.pipeline.ingest import IngestError, IngestOptions, IngestResult, run_ingest
 from backend.pipeline.ingest import _BatchWriter as BatchWriter
 from backend.pipeline.sources import DirSource
-from backend.pipeline.spark import SparkOptions, build_spark
 from backend.pipeline.validation import canonical_pattern, with_validation
 from backend.streaming.events import Event, Rejected, encode_event, now_ms, validate_event
 from tests.unit.streaming.event_cases import DAY_MS, RULES, cases
 
 pytestmark = pytest.mark.spark
-
-
-@pytest.fixture(scope="module")
-def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    session = build_spark(
-        SparkOptions(master="local[2]", var_dir=tmp_path_factory.mktemp("spark-var"))
-    )
-    yield session
-    session.stop()
 
 
 def write_jsonl(landing: Path, name: str, lines: list[str]) -> None:

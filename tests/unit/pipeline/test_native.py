@@ -11,14 +11,13 @@ import json
 import logging
 import random
 import stat
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from backend.pipeline import native
-from backend.pipeline.spark import SparkOptions, build_spark, spark_conf
+from backend.pipeline.spark import SparkOptions, spark_conf
 from backend.pipeline.validation import with_validation
 from backend.streaming.events import (
     EVENT_TYPES,
@@ -84,15 +83,6 @@ def test_the_jar_goes_on_the_spark_classpath(tmp_path: Path) -> None:
     conf = spark_conf(SparkOptions(var_dir=tmp_path), jar)
     assert conf["spark.jars"].split(",")[0] == str(jar.resolve())
     assert "spark.jars" not in spark_conf(SparkOptions(var_dir=tmp_path))
-
-
-@pytest.fixture(scope="module")
-def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    session = build_spark(
-        SparkOptions(master="local[2]", var_dir=tmp_path_factory.mktemp("spark-var"))
-    )
-    yield session
-    session.stop()
 
 
 def canonical_records(rng: random.Random, n: int) -> list[str]:
