@@ -16,7 +16,9 @@ Prints ONE JSON line:
   ``shuffle_partitions_200``, ``rocksdb_count_rows``, ``repartition_by_date`` (on; off is the
   default), ``untuned_repartition_by_date`` (200 partitions with the repartition),
   ``max_offsets_per_trigger_quarter`` (four micro-batches), ``jvm_parser_off`` (canonical
-  records recognised by a regex and parsed with ``from_json`` instead of the JVM parser);
+  records recognised by a regex and parsed with ``from_json`` instead of the JVM parser),
+  ``state_store_memory`` (the dedupe's state in Spark's in-memory store instead of RocksDB;
+  ``state_memory_bytes`` is what each held for the run's event ids);
 * ``malformed_cache_on/off_events_per_s``: traffic with ``--malformed-fraction`` malformed
   records, five micro-batches, with caching of the batches read twice on and off;
 * ``file_events_per_s``: the embedded mode (landing directory of JSON lines -> lake), measured
@@ -53,11 +55,13 @@ sys.path.insert(0, str(REPO))
 from backend.config import Settings  # noqa: E402
 from backend.pipeline.ingest import IngestOptions, IngestResult, run_ingest  # noqa: E402
 from backend.pipeline.sources import DirSource, KafkaSource  # noqa: E402
-from backend.pipeline.spark import SparkOptions, build_spark  # noqa: E402
+from backend.pipeline.spark import STATE_PROVIDERS, SparkOptions, build_spark  # noqa: E402
 from backend.streaming.producer import DirSink, KafkaSink, ensure_topic, produce_sync  # noqa: E402
 from backend.streaming.simulator import TrafficSpec, simulate_traffic  # noqa: E402
 
 TRACK_ROWS = "spark.sql.streaming.stateStore.rocksdb.trackTotalNumberOfRows"
+STATE_PROVIDER = "spark.sql.streaming.stateStore.providerClass"
+ROCKSDB, HDFS = STATE_PROVIDERS["rocksdb"], STATE_PROVIDERS["hdfs"]
 
 
 def traffic(seed: int) -> Any:
@@ -144,6 +148,11 @@ def ingest_once(spark: Any, opts: IngestOptions) -> IngestResult:
 LAST_FILES: list[int] = []  # Parquet files per (date, batch) directory of the last run
 
 
+def state_memory(result: IngestResult) -> int:
+    """The largest memory the dedupe's state store reported for a batch of the run."""
+    return max((int(b.extra.get("state_memory_bytes", 0)) for b in result.batch_stats), default=0)
+
+
 def files_per_partition() -> float:
     return round(statistics.mean(LAST_FILES), 2) if LAST_FILES else 0.0
 
@@ -163,9 +172,11 @@ def measure_knobs(
         finally:
             spark.conf.set("spark.sql.shuffle.partitions", partitions)
             spark.conf.set(TRACK_ROWS, "false")
+            spark.conf.set(STATE_PROVIDER, ROCKSDB)
         out[f"{name}_events_per_s"] = round(result.events_per_s)
         out[f"{name}_files_per_date_per_batch"] = files_per_partition()
         out[f"{name}_batches"] = result.batches
+        out[f"{name}_state_memory_bytes"] = state_memory(result)
 
     untuned_conf = {"spark.sql.shuffle.partitions": "200", TRACK_ROWS: "true"}
     run("untuned", replace(tuned, repartition_by_date=False, cache_batches=False), untuned_conf)
@@ -176,6 +187,7 @@ def measure_knobs(
     capped = replace(tuned.source, max_offsets_per_trigger=args.events // 4)
     run("max_offsets_per_trigger_quarter", replace(tuned, source=capped))
     run("jvm_parser_off", replace(tuned, native_validation=False))
+    run("state_store_memory", tuned, {STATE_PROVIDER: HDFS})
     return out
 
 
@@ -283,6 +295,7 @@ def main() -> None:
             out["events_per_s"] = round(statistics.median(rates))
             out["events_per_s_runs"] = [round(r) for r in rates]
             out["batches"] = result.batches
+            out["state_memory_bytes"] = state_memory(result)
             out["valid"] = result.valid
             out["files_per_date_per_batch"] = files_per_partition()
             if not args.skip_untuned:

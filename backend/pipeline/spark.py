@@ -22,7 +22,7 @@ KAFKA_PACKAGE = "org.apache.spark:spark-sql-kafka-0-10_2.13:{version}"
 StateStore = Literal["rocksdb", "hdfs"]
 GarbageCollector = Literal["parallel", "g1"]
 _GC_FLAGS = {"parallel": "-XX:+UseParallelGC", "g1": "-XX:+UseG1GC"}
-_STATE_PROVIDERS = {
+STATE_PROVIDERS = {
     "rocksdb": "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider",
     "hdfs": "org.apache.spark.sql.execution.streaming.state.HDFSBackedStateStoreProvider",
 }
@@ -118,7 +118,7 @@ def spark_conf(opts: SparkOptions, native_jar: Path | None = None) -> dict[str, 
             f"-Dderby.system.home={var / 'derby'} {_JIT_HUGE} {_GC_FLAGS[opts.gc]}"
         ),
         "spark.executor.extraJavaOptions": f"{_JIT_HUGE} {_GC_FLAGS[opts.gc]}",
-        "spark.sql.streaming.stateStore.providerClass": _STATE_PROVIDERS[opts.state_store],
+        "spark.sql.streaming.stateStore.providerClass": STATE_PROVIDERS[opts.state_store],
         # Keep enough progress reports for an availableNow run of many small batches.
         "spark.sql.streaming.numRecentProgressUpdates": "1000",
         # No empty micro-batch just to evict expired state: it costs a full batch round trip.

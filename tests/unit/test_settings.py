@@ -46,3 +46,17 @@ def test_an_inverted_rating_scale_is_refused(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("RECFLOW_EVENT_RATING_MAX", "1")
     with pytest.raises(ValidationError, match="RECFLOW_EVENT_RATING_MIN must be below"):
         Settings()
+
+
+def test_spark_settings_reach_the_session_options(monkeypatch: pytest.MonkeyPatch) -> None:
+    from backend.jobs.kinds.ingest import spark_options
+
+    defaults = spark_options(Settings())
+    assert (defaults.state_store, defaults.gc) == ("rocksdb", "parallel")
+    monkeypatch.setenv("RECFLOW_SPARK_STATE_STORE", "hdfs")
+    monkeypatch.setenv("RECFLOW_SPARK_GC", "g1")
+    chosen = spark_options(Settings())
+    assert (chosen.state_store, chosen.gc) == ("hdfs", "g1")
+    monkeypatch.setenv("RECFLOW_SPARK_STATE_STORE", "memory")
+    with pytest.raises(ValidationError, match="spark_state_store"):
+        Settings()

@@ -75,6 +75,7 @@ def spark_options(settings: Settings) -> SparkOptions:
         # later Kafka job can reuse a session started for the landing directory.
         kafka=bool(jars) or bool(settings.kafka_bootstrap_servers),
         gc=settings.spark_gc,
+        state_store=settings.spark_state_store,
     )
 
 
