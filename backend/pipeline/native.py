@@ -36,6 +36,7 @@ from backend.streaming.events import (
     ID_PATTERN,
     MAX_DEPTH,
     SCHEMA_VERSION,
+    SQL_TYPES,
     FieldSpec,
 )
 
@@ -76,7 +77,7 @@ def _rule(spec: FieldSpec) -> str:
 
 def return_schema() -> str:
     """The parser's result type: the fields in contract order, strings as their UTF-8 bytes."""
-    spark_types = {"string": "binary", "integer": "bigint", "number": "double"}
+    spark_types = {**SQL_TYPES, "string": "binary"}
     return ", ".join(f"`{s.name}` {spark_types[s.kind]}" for s in FIELDS)
 
 
@@ -184,8 +185,7 @@ def parse(value: Column) -> Column:
     string, bigint, double), or null for a record not in the canonical shape."""
     from pyspark.sql import functions as F
 
-    spark_types = {"string": "string", "integer": "bigint", "number": "double"}
-    typed = ", ".join(f"`{s.name}`: {spark_types[s.kind]}" for s in FIELDS)
+    typed = ", ".join(f"`{s.name}`: {SQL_TYPES[s.kind]}" for s in FIELDS)
     spec = F.lit(bytearray(contract_spec().encode("ascii")))
     # Binary to string reuses the bytes; the parser has already checked they are ASCII.
     return F.call_function(FUNCTION, value, spec).cast(f"struct<{typed}>")

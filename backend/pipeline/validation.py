@@ -32,6 +32,7 @@ from backend.streaming.events import (
     FIELDS,
     ID_PATTERN,
     SCHEMA_VERSION,
+    SQL_TYPES,
     FieldSpec,
     ValidationRules,
 )
@@ -75,7 +76,6 @@ def with_validation(
     from pyspark.sql import functions as F
 
     text = F.col(value).cast("string") if value_is_binary else F.col(value)
-    spark_types = {"string": "string", "integer": "bigint", "number": "double"}
     size = F.octet_length(F.col(value))
     jvm = _native.available(df.sparkSession)
     binary = F.col(value) if value_is_binary else F.col(value).cast("binary")
@@ -87,7 +87,7 @@ def with_validation(
         )
     else:
         canonical = text.rlike(canonical_pattern()) if fast_path else F.lit(False)
-        fast_schema = ", ".join(f"`{s.name}` {spark_types[s.kind]}" for s in FIELDS)
+        fast_schema = ", ".join(f"`{s.name}` {SQL_TYPES[s.kind]}" for s in FIELDS)
         staged = df.withColumns({"_size": size, "_canon": canonical})
         staged = staged.withColumns(
             {
@@ -125,7 +125,7 @@ def with_validation(
             },
             **{
                 f"_t_{s.name}": F.when(F.col("_canon"), F.col(f"_j.{s.name}")).otherwise(
-                    F.try_variant_get(F.col(f"_f_{s.name}"), "$", spark_types[s.kind])
+                    F.try_variant_get(F.col(f"_f_{s.name}"), "$", SQL_TYPES[s.kind])
                 )
                 for s in FIELDS
             },

@@ -104,6 +104,8 @@ MAX_DEPTH: Final = 64
 EPOCH_MS_LIMIT: Final = INT64_MAX // 1000
 
 FieldKind = Literal["string", "integer", "number"]
+#: The Spark SQL type a field of each kind is read as (before ``ts``/``sent_at`` become timestamps).
+SQL_TYPES: Final[dict[str, str]] = {"string": "string", "integer": "bigint", "number": "double"}
 
 
 @dataclass(frozen=True)
