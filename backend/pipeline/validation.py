@@ -42,6 +42,10 @@ if TYPE_CHECKING:
 
 _INTEGER_TYPES = ("TINYINT", "SMALLINT", "INT", "BIGINT")
 
+#: The projections of ``with_validation`` (column name to expression, applied in order) and
+#: the names of the helper columns dropped at the end.
+_Projections = tuple[list[dict[str, "Column"]], list[str]]
+
 
 def with_validation(
     df: DataFrame,
@@ -72,24 +76,61 @@ def with_validation(
     The record is parsed once and each field's JSON type looked up once, in separate projections:
     every check refers to them many times, and inside a CASE expression Spark would otherwise
     evaluate them again at each reference.
+
+    The expressions are built once per JVM and set of arguments (``_projections``) and reused:
+    building them takes about 4,000 calls into the JVM, 1-2 s, which every ingestion run (a new
+    streaming query) would otherwise pay before reading a record.
     """
+    jvm = _native.available(df.sparkSession)
+    use_native = fast_path and native and jvm
+    key = (value, value_is_binary, fast_path, use_native, jvm, rules, str(now_ms))
+    gateway = df.sparkSession.sparkContext._gateway
+    cached = _PROJECTIONS.get(key)
+    if cached is None or cached[0] is not gateway:
+        if len(_PROJECTIONS) >= _MAX_PROJECTIONS:
+            _PROJECTIONS.clear()
+        cached = (
+            gateway,
+            _projections(value, now_ms, rules, value_is_binary, fast_path, use_native, jvm),
+        )
+        _PROJECTIONS[key] = cached
+    stages, temps = cached[1]
+    for stage in stages:
+        df = df.withColumns(stage)
+    return df.drop(*temps)
+
+
+#: ``with_validation``'s expressions by arguments, each with the py4j gateway (the JVM) they
+#: belong to; a new JVM (a Spark context started again in a new gateway) builds them again.
+_PROJECTIONS: dict[tuple[object, ...], tuple[object, _Projections]] = {}
+_MAX_PROJECTIONS = 16
+
+
+def _projections(
+    value: str,
+    now_ms: Column,
+    rules: ValidationRules,
+    value_is_binary: bool,
+    fast_path: bool,
+    use_native: bool,
+    jvm: bool,
+) -> _Projections:
+    """The projections ``with_validation`` applies in order, and the helper columns it drops."""
     from pyspark.sql import functions as F
 
+    stages: list[dict[str, Column]] = []
     text = F.col(value).cast("string") if value_is_binary else F.col(value)
     size = F.octet_length(F.col(value))
-    jvm = _native.available(df.sparkSession)
     binary = F.col(value) if value_is_binary else F.col(value).cast("binary")
-    if fast_path and native and jvm:
+    if use_native:
         # The JVM parser checks the canonical shape and reads the fields in one pass.
-        staged = df.withColumns({"_size": size, "_j": _native.parse(binary)})
-        staged = staged.withColumns(
-            {"_canon": F.col("_j").isNotNull(), "_other": F.col("_j").isNull()}
-        )
+        stages.append({"_size": size, "_j": _native.parse(binary)})
+        stages.append({"_canon": F.col("_j").isNotNull(), "_other": F.col("_j").isNull()})
     else:
         canonical = text.rlike(canonical_pattern()) if fast_path else F.lit(False)
         fast_schema = ", ".join(f"`{s.name}` {SQL_TYPES[s.kind]}" for s in FIELDS)
-        staged = df.withColumns({"_size": size, "_canon": canonical})
-        staged = staged.withColumns(
+        stages.append({"_size": size, "_canon": canonical})
+        stages.append(
             {
                 "_j": F.when(F.col("_canon"), F.from_json(text, fast_schema)),
                 "_other": ~F.col("_canon"),
@@ -98,7 +139,7 @@ def with_validation(
     # Only a JSON text as Python reads it goes on to the VARIANT parse (native.json_text);
     # without the JVM functions, Spark's parser is the judge (module doc).
     parse_other = F.col("_other") & _native.json_text(binary) if jvm else F.col("_other")
-    staged = staged.withColumns(
+    stages.append(
         {
             # A JSON text that parses and starts with "{" is an object; arrays and scalars don't.
             # Only looked at for records off the fast path (a canonical one is an object).
@@ -110,11 +151,11 @@ def with_validation(
         }
     )
     # One lookup per field; its JSON type and typed value are read from the small sub-variant.
-    staged = staged.withColumns(
+    stages.append(
         {f"_f_{s.name}": F.variant_get(F.col("_v"), f"$.{s.name}", "variant") for s in FIELDS}
     )
     fast_kinds = {"string": "STRING", "integer": "BIGINT", "number": "DOUBLE"}
-    staged = staged.withColumns(
+    stages.append(
         {
             **{
                 f"_k_{s.name}": F.when(
@@ -132,7 +173,8 @@ def with_validation(
         }
     )
     first, reasons, fields = _first_failure(rules, now_ms)
-    staged = staged.withColumn("_check", first).withColumns(
+    stages.append({"_check": first})
+    stages.append(
         {
             "reason": F.get(reasons, F.col("_check")).cast("string"),
             "field": F.get(fields, F.col("_check")).cast("string"),
@@ -151,9 +193,10 @@ def with_validation(
             typed[spec.name] = F.when(valid, col.cast("int"))
         else:
             typed[spec.name] = F.when(valid, col)
+    stages.append(typed)
     temps = ["_size", "_canon", "_other", "_is_object", "_j", "_v", "_check"]
     temps += [f"_{p}_{s.name}" for s in FIELDS for p in "fkt"]
-    return staged.withColumns(typed).drop(*temps)
+    return stages, temps
 
 
 _WS = r"[ \t\n\r]*"

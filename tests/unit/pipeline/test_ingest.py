@@ -22,7 +22,14 @@ from backend.pipeline.ingest import IngestError, IngestOptions, IngestResult, ru
 from backend.pipeline.ingest import _BatchWriter as BatchWriter
 from backend.pipeline.sources import DirSource
 from backend.pipeline.validation import canonical_pattern, with_validation
-from backend.streaming.events import Event, Rejected, encode_event, now_ms, validate_event
+from backend.streaming.events import (
+    Event,
+    Rejected,
+    ValidationRules,
+    encode_event,
+    now_ms,
+    validate_event,
+)
 from tests.unit.streaming.event_cases import DAY_MS, RULES, cases
 
 pytestmark = pytest.mark.spark
@@ -141,6 +148,44 @@ def test_spark_validation_matches_the_python_validator(spark: Any, path: str, bi
         if isinstance(python, Event):
             assert (row["user"], row["rating"]) == (python.user, python.rating)
             assert round(row["ts"].timestamp() * 1000) == python.ts
+
+
+def test_validation_expressions_are_built_once_per_arguments(
+    spark: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pyspark.sql import functions as F
+
+    from backend.pipeline import validation
+
+    monkeypatch.setattr(validation, "_PROJECTIONS", {})
+    built: list[ValidationRules] = []
+    real = validation._projections
+
+    def counting(*args: Any) -> Any:
+        built.append(args[2])
+        return real(*args)
+
+    monkeypatch.setattr(validation, "_projections", counting)
+    now = 1_700_000_000_000
+    record = json.dumps(
+        {"schema_version": 1, "event_id": "e1", "user": "u1", "item": "i1", "type": "rating"}
+        | {"ts": now, "rating": 7.0}
+    )
+    frame = spark.createDataFrame([(record,)], "value string")
+    wide = ValidationRules(scale=(1.0, 10.0))
+
+    def reason(rules: ValidationRules) -> Any:
+        row = with_validation(frame, "value", now_ms=F.lit(now), rules=rules).first()
+        assert row is not None
+        return row["reason"]
+
+    assert reason(RULES) == "rating_out_of_scale"
+    assert reason(RULES) == "rating_out_of_scale"
+    assert built == [RULES]  # the second call reused the expressions
+    assert reason(wide) is None  # other rules, other expressions
+    assert built == [RULES, wide]
+    with_validation(frame, "value", now_ms=F.lit(now + 1), rules=wide)
+    assert len(built) == 3  # another clock
 
 
 def test_encoded_events_take_the_fast_path(spark: Any) -> None:
