@@ -12,13 +12,15 @@ Prints ONE JSON line:
 * ``aiokafka_count_per_s``: a Python aiokafka consumer that only counts the records;
 * the tuning knobs, each switched away from the tuned setting in one run
   (``<knob>_events_per_s`` and ``<knob>_files_per_date_per_batch``): ``untuned`` (Spark's 200
-  shuffle partitions, RocksDB counting its rows, no repartition, no cache),
+  shuffle partitions, RocksDB counting its rows, no repartition, no cache, id dictionaries),
   ``shuffle_partitions_200``, ``rocksdb_count_rows``, ``repartition_by_date`` (on; off is the
   default), ``untuned_repartition_by_date`` (200 partitions with the repartition),
   ``max_offsets_per_trigger_quarter`` (four micro-batches), ``jvm_parser_off`` (canonical
   records recognised by a regex and parsed with ``from_json`` instead of the JVM parser),
   ``state_store_memory`` (the dedupe's state in Spark's in-memory store instead of RocksDB;
-  ``state_memory_bytes`` is what each held for the run's event ids);
+  ``state_memory_bytes`` is what each held for the run's event ids), ``id_dictionaries``
+  (Parquet dictionaries for ``user`` and ``item``; ``<knob>_events_bytes`` is the size of the
+  events written);
 * ``malformed_cache_on/off_events_per_s``: traffic with ``--malformed-fraction`` malformed
   records, five micro-batches, with caching of the batches read twice on and off;
 * ``file_events_per_s``: the embedded mode (landing directory of JSON lines -> lake), measured
@@ -140,12 +142,14 @@ def ingest_once(spark: Any, opts: IngestOptions) -> IngestResult:
         len(list(batch_dir.glob("*.parquet")))
         for batch_dir in (opts.lake_dir / "events").glob("dt=*/batch-*")
     )
+    LAST_BYTES[0] = sum(f.stat().st_size for f in (opts.lake_dir / "events").rglob("*.parquet"))
     shutil.rmtree(opts.lake_dir, ignore_errors=True)
     shutil.rmtree(opts.checkpoint_root, ignore_errors=True)
     return result
 
 
 LAST_FILES: list[int] = []  # Parquet files per (date, batch) directory of the last run
+LAST_BYTES = [0]  # bytes of the events table of the last run
 
 
 def state_memory(result: IngestResult) -> int:
@@ -177,9 +181,11 @@ def measure_knobs(
         out[f"{name}_files_per_date_per_batch"] = files_per_partition()
         out[f"{name}_batches"] = result.batches
         out[f"{name}_state_memory_bytes"] = state_memory(result)
+        out[f"{name}_events_bytes"] = LAST_BYTES[0]
 
     untuned_conf = {"spark.sql.shuffle.partitions": "200", TRACK_ROWS: "true"}
-    run("untuned", replace(tuned, repartition_by_date=False, cache_batches=False), untuned_conf)
+    untuned = replace(tuned, repartition_by_date=False, cache_batches=False, id_dictionaries=True)
+    run("untuned", untuned, untuned_conf)
     run("shuffle_partitions_200", tuned, {"spark.sql.shuffle.partitions": "200"})
     run("rocksdb_count_rows", tuned, {TRACK_ROWS: "true"})
     run("repartition_by_date", replace(tuned, repartition_by_date=True))
@@ -188,6 +194,7 @@ def measure_knobs(
     run("max_offsets_per_trigger_quarter", replace(tuned, source=capped))
     run("jvm_parser_off", replace(tuned, native_validation=False))
     run("state_store_memory", tuned, {STATE_PROVIDER: HDFS})
+    run("id_dictionaries", replace(tuned, id_dictionaries=True))
     return out
 
 
@@ -298,6 +305,7 @@ def main() -> None:
             out["state_memory_bytes"] = state_memory(result)
             out["valid"] = result.valid
             out["files_per_date_per_batch"] = files_per_partition()
+            out["events_bytes"] = LAST_BYTES[0]
             if not args.skip_untuned:
                 out.update(measure_knobs(spark, tuned, str(partitions), args))
                 out.update(measure_cache(spark, bootstrap, work, args))

@@ -262,6 +262,7 @@ def test_tuning_off_writes_the_same_lake(spark: Any, world: World) -> None:
         checkpoint_root=world.root / "checkpoints-untuned",
         repartition_by_date=False,
         cache_batches=False,
+        id_dictionaries=True,
     )
     result = run_ingest(spark, untuned)
     assert (result.valid, result.quarantined, result.duplicates) == (
@@ -277,6 +278,34 @@ def test_tuning_off_writes_the_same_lake(spark: Any, world: World) -> None:
         .reset_index(drop=True)
         .equals(other.sort_values(key).reset_index(drop=True))
     )
+    # Only the encoding differs: user and item ids with or without a dictionary (Parquet still
+    # stores a small file's column plainly when a dictionary would not make it smaller).
+    plain = {"plain"}
+    assert column_encodings(world.lake_dir) == {"event_id": plain, "user": plain, "item": plain}
+    encodings = column_encodings(untuned.lake_dir)
+    assert encodings["event_id"] == plain
+    assert "dictionary" in encodings["user"]
+    assert "dictionary" in encodings["item"]
+
+
+def column_encodings(lake_dir: Path) -> dict[str, set[str]]:
+    """How the events table's files store ``event_id``, ``user`` and ``item``."""
+    import pyarrow.parquet as pq
+
+    seen: dict[str, set[str]] = {}
+    files = sorted((lake_dir / layout.EVENTS).rglob("*.parquet"))
+    assert files
+    for path in files:
+        meta = pq.ParquetFile(path).metadata
+        for group in range(meta.num_row_groups):
+            row_group = meta.row_group(group)
+            for i in range(row_group.num_columns):
+                column = row_group.column(i)
+                name = column.path_in_schema
+                if name in ("event_id", "user", "item"):
+                    dictionary = any("DICTIONARY" in e for e in column.encodings)
+                    seen.setdefault(name, set()).add("dictionary" if dictionary else "plain")
+    return seen
 
 
 def drop_commit(commits: Path, batch_id: int) -> None:
