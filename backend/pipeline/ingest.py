@@ -3,8 +3,9 @@
 The pipeline, identical for both sources::
 
     source (value, source_ref)
-      -> ingested_at = micro-batch timestamp
       -> contract v1 validation in Spark SQL (backend.pipeline.validation): reason, typed columns
+         (the checks against the clock after ingested_at = micro-batch timestamp, added behind
+         a code generation boundary so that the generated code is the same in every batch)
       -> dropDuplicatesWithinWatermark(event_id), watermark on ingested_at
       -> foreachBatch: valid rows -> lake/events/dt=<event date>/,
                        rejected rows -> lake/quarantine/dt=<ingest date>/
@@ -380,6 +381,22 @@ def _publish(staged_table: Path, lake_table: Path, query_id: str, batch_id: int)
         os.rename(staged, target)
 
 
+def stamp_batch(frame: DataFrame) -> DataFrame:
+    """``frame`` plus ``ingested_at``, the micro-batch's timestamp, behind a code generation
+    boundary.
+
+    Spark writes the micro-batch's timestamp into the code it generates, so without the
+    boundary every batch compiled the validation anew and ran it on a cold JIT (three classes a
+    batch; a 100k-event batch took 2.7 s instead of 2.0 s). ``observe`` (the rows read, a
+    metric of each batch's progress) is not code-generated: behind it, only the small
+    projection after it changes from batch to batch.
+    """
+    from pyspark.sql import functions as F
+
+    counted = frame.observe("recflow_read", F.count(F.lit(1)).alias("rows"))
+    return counted.withColumn("ingested_at", F.current_timestamp())
+
+
 def build_query_frame(spark: SparkSession, opts: IngestOptions) -> DataFrame:
     """The streaming DataFrame that reaches ``foreachBatch``: validated and deduplicated rows.
 
@@ -388,15 +405,15 @@ def build_query_frame(spark: SparkSession, opts: IngestOptions) -> DataFrame:
     """
     from pyspark.sql import functions as F
 
-    raw = read_stream(spark, opts.source).withColumn("ingested_at", F.current_timestamp())
     checked = with_validation(
-        raw,
+        read_stream(spark, opts.source),
         "value",
         now_ms=F.unix_millis(F.col("ingested_at")),
         rules=opts.rules,
         value_is_binary=opts.source.value_is_binary,
         fast_path=opts.fast_validation,
         native=opts.native_validation,
+        before_clock=stamp_batch,
     )
     position = F.col("source_ref")
     if not opts.source.value_is_binary:

@@ -23,6 +23,7 @@ Known differences from the Python validator (all on records no producer of ours 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from backend.pipeline import native as _native
@@ -42,9 +43,9 @@ if TYPE_CHECKING:
 
 _INTEGER_TYPES = ("TINYINT", "SMALLINT", "INT", "BIGINT")
 
-#: The projections of ``with_validation`` (column name to expression, applied in order) and
-#: the names of the helper columns dropped at the end.
-_Projections = tuple[list[dict[str, "Column"]], list[str]]
+#: The projections of ``with_validation`` (column name to expression, applied in order)
+#: before and after ``before_clock``, and the names of the helper columns.
+_Projections = tuple[list[dict[str, "Column"]], list[dict[str, "Column"]], list[str]]
 
 
 def with_validation(
@@ -56,6 +57,7 @@ def with_validation(
     value_is_binary: bool = False,
     fast_path: bool = True,
     native: bool = True,
+    before_clock: Callable[[DataFrame], DataFrame] | None = None,
 ) -> DataFrame:
     """``df`` plus the columns ``reason``, ``field`` and the typed event columns.
 
@@ -80,6 +82,12 @@ def with_validation(
     The expressions are built once per JVM and set of arguments (``_projections``) and reused:
     building them takes about 4,000 calls into the JVM, 1-2 s, which every ingestion run (a new
     streaming query) would otherwise pay before reading a record.
+
+    ``before_clock`` is applied to the frame between the checks that do not need ``now_ms`` and
+    those that do (``ts`` against the clock), with only the columns the latter need. The
+    ingestion job adds the micro-batch's timestamp there behind a code generation boundary:
+    Spark writes that timestamp into the code it generates, and the large validation code is
+    then the same in every micro-batch (compiled once, kept hot by the JIT).
     """
     jvm = _native.available(df.sparkSession)
     use_native = fast_path and native and jvm
@@ -94,10 +102,15 @@ def with_validation(
             _projections(value, now_ms, rules, value_is_binary, fast_path, use_native, jvm),
         )
         _PROJECTIONS[key] = cached
-    stages, temps = cached[1]
-    for stage in stages:
+    before, after, temps = cached[1]
+    for stage in before:
         df = df.withColumns(stage)
-    return df.drop(*temps)
+    df = df.drop(*temps)
+    if before_clock is not None:
+        df = before_clock(df)
+    for stage in after:
+        df = df.withColumns(stage)
+    return df.drop(*_CLOCK_INPUTS)
 
 
 #: ``with_validation``'s expressions by arguments, each with the py4j gateway (the JVM) they
@@ -172,14 +185,16 @@ def _projections(
             },
         }
     )
-    first, reasons, fields = _first_failure(rules, now_ms)
-    stages.append({"_check": first})
-    stages.append(
+    before, at_clock, after, reasons, fields = _first_failure(rules, now_ms)
+    stages.append({"_before": before, "_after": after})
+    # After ``before_clock``: the checks that need the clock, then the first failing check.
+    late: list[dict[str, Column]] = [
+        {"_check": F.coalesce(F.col("_before"), at_clock, F.col("_after"))},
         {
             "reason": F.get(reasons, F.col("_check")).cast("string"),
             "field": F.get(fields, F.col("_check")).cast("string"),
-        }
-    )
+        },
+    ]
     # Typed values of valid records only: a rejected one may hold values no type can (a
     # schema_version beyond INT, a ts beyond the timestamp range), and converting them would
     # fail the whole batch.
@@ -193,10 +208,15 @@ def _projections(
             typed[spec.name] = F.when(valid, col.cast("int"))
         else:
             typed[spec.name] = F.when(valid, col)
-    stages.append(typed)
-    temps = ["_size", "_canon", "_other", "_is_object", "_j", "_v", "_check"]
-    temps += [f"_{p}_{s.name}" for s in FIELDS for p in "fkt"]
-    return stages, temps
+    late.append(typed)
+    temps = ["_size", "_canon", "_other", "_is_object", "_j", "_v"]
+    temps += [f"_{p}_{s.name}" for s in FIELDS for p in "fk"]
+    return stages, late, temps
+
+
+#: The helper columns that cross ``before_clock``: the first failing check before and after
+#: the clock checks, and the typed values.
+_CLOCK_INPUTS = ["_before", "_after", "_check", *[f"_t_{s.name}" for s in FIELDS]]
 
 
 _WS = r"[ \t\n\r]*"
@@ -242,8 +262,12 @@ def _value_pattern(spec: FieldSpec) -> str:
     return _KIND_PATTERNS[spec.kind]
 
 
-def _first_failure(rules: ValidationRules, now_ms: Column) -> tuple[Column, Column, Column]:
-    """The index of the first failing check (null: valid) and the reasons and fields by index."""
+def _first_failure(
+    rules: ValidationRules, now_ms: Column
+) -> tuple[Column, Column, Column, Column, Column]:
+    """The index of the first failing check (null: none) among the checks before those that
+    need the clock, among those, and among the checks after them; and the reasons and fields
+    by index. The first failing check of a record is the first non-null of the three."""
     from pyspark.sql import functions as F
 
     def kind(name: str) -> Column:
@@ -269,7 +293,8 @@ def _first_failure(rules: ValidationRules, now_ms: Column) -> tuple[Column, Colu
     low, high = rules.scale
 
     # (condition, reason, field, proven): ``proven`` checks always pass on a record that matches
-    # ``canonical_pattern``, so canonical records evaluate only the others.
+    # ``canonical_pattern``, so canonical records evaluate only the others. The checks that
+    # compare with the clock (``now_ms``) come together, and none of them is proven.
     checks: list[tuple[Column, str, str | None, bool]] = [
         (F.col("_size") > F.lit(rules.max_bytes), "oversized", None, False),
         (~F.col("_canon") & (F.col("_v").isNull() | ~F.col("_is_object")), "not_json", None, True),
@@ -305,12 +330,14 @@ def _first_failure(rules: ValidationRules, now_ms: Column) -> tuple[Column, Colu
             False,
         ),
         ((rating < F.lit(low)) | (rating > F.lit(high)), "rating_out_of_scale", "rating", False),
-        (ts > now_ms + F.lit(rules.max_future_skew_ms), "ts_too_far_future", "ts", False),
     ]
+    clock_from = len(checks)
+    checks.append((ts > now_ms + F.lit(rules.max_future_skew_ms), "ts_too_far_future", "ts", False))
     too_old = ts < F.lit(0)
     if rules.max_age_ms is not None:
         too_old = too_old | (ts < now_ms - F.lit(rules.max_age_ms))
     checks.append((too_old, "ts_too_far_past", "ts", False))
+    clock_to = len(checks)
     sent_at = typed("sent_at")
     checks += [
         (sent_at > F.lit(EPOCH_MS_LIMIT), "ts_too_far_future", "sent_at", False),
@@ -325,9 +352,14 @@ def _first_failure(rules: ValidationRules, now_ms: Column) -> tuple[Column, Colu
             first = F.when(F.coalesce(cond, F.lit(False)), F.lit(index)).otherwise(first)
         return first
 
-    every = [(i, cond) for i, (cond, _, _, _) in enumerate(checks)]
-    unproven = [(i, cond) for i, (cond, _, _, proven) in enumerate(checks) if not proven]
-    first = F.when(F.col("_canon"), first_of(unproven)).otherwise(first_of(every))
+    def first_in(indices: range) -> Column:
+        every = [(i, checks[i][0]) for i in indices]
+        unproven = [(i, checks[i][0]) for i in indices if not checks[i][3]]
+        return F.when(F.col("_canon"), first_of(unproven)).otherwise(first_of(every))
+
+    before = first_in(range(clock_from))
+    at_clock = first_of([(i, checks[i][0]) for i in range(clock_from, clock_to)])
+    after = first_in(range(clock_to, len(checks)))
     reasons = F.array(*[F.lit(code) for _, code, _, _ in checks])
     fields = F.array(*[F.lit(name).cast("string") for _, _, name, _ in checks])
-    return first, reasons, fields
+    return before, at_clock, after, reasons, fields

@@ -18,7 +18,13 @@ import pytest
 
 from backend.pipeline import lake, layout, native
 from backend.pipeline.compact import compact
-from backend.pipeline.ingest import IngestError, IngestOptions, IngestResult, run_ingest
+from backend.pipeline.ingest import (
+    IngestError,
+    IngestOptions,
+    IngestResult,
+    run_ingest,
+    stamp_batch,
+)
 from backend.pipeline.ingest import _BatchWriter as BatchWriter
 from backend.pipeline.sources import DirSource
 from backend.pipeline.validation import canonical_pattern, with_validation
@@ -116,6 +122,12 @@ PATHS = {
     "jvm-parser": {"fast_path": True, "native": True},
     "regex": {"fast_path": True, "native": False},
     "variant-only": {"fast_path": False},
+    # The checks against the clock behind a code generation boundary, as the ingestion runs them
+    "jvm-parser-split": {
+        "fast_path": True,
+        "native": True,
+        "before_clock": lambda frame: stamp_batch(frame).drop("ingested_at"),
+    },
 }
 
 
@@ -186,6 +198,43 @@ def test_validation_expressions_are_built_once_per_arguments(
     assert built == [RULES, wide]
     with_validation(frame, "value", now_ms=F.lit(now + 1), rules=wide)
     assert len(built) == 3  # another clock
+
+
+def generated_code(frame: Any) -> list[str]:
+    """The Java source Spark generates for each code-generated subtree of ``frame``'s plan."""
+    subtrees = frame._jdf.queryExecution().debug().codegenToSeq()
+    return [subtrees.apply(i)._2() for i in range(subtrees.size())]
+
+
+def test_the_validation_code_is_the_same_in_every_micro_batch(spark: Any) -> None:
+    from pyspark.sql import functions as F
+
+    frame = spark.createDataFrame([(r,) for r in valid_events("cg", 2, now_ms())], "value string")
+
+    def planned(before_clock: Any) -> list[str]:
+        if before_clock is None:  # the batch timestamp inside the validation's code
+            stamped = frame.withColumn("ingested_at", F.current_timestamp())
+        else:
+            stamped = frame
+        checked = with_validation(
+            stamped,
+            "value",
+            now_ms=F.unix_millis(F.col("ingested_at")),
+            rules=RULES,
+            before_clock=before_clock,
+        )
+        code = generated_code(checked)
+        time.sleep(0.01)  # the next plan has another timestamp
+        return code
+
+    inline, inline_later = planned(None), planned(None)
+    assert len(inline) == 1 and inline != inline_later  # recompiled in every batch
+    split, split_later = planned(stamp_batch), planned(stamp_batch)
+    assert len(split) == 2
+    validation, clock = split
+    assert split_later[0] == validation  # compiled once, the same class in every batch
+    assert split_later[1] != clock  # only the small projection with the timestamp changes
+    assert len(clock) < len(validation) / 5
 
 
 def test_encoded_events_take_the_fast_path(spark: Any) -> None:
