@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -26,6 +27,11 @@ class StageTimer:
     Each stage is written when it starts and again when it ends, in its own short transaction,
     so a user polling the job sees the stage that is running. Progress is written at most every
     ``min_interval_s`` and is where a cancel request is noticed.
+
+    A stage's ``duration_s`` is its own time: the stages started or recorded while it runs (the
+    micro-batches of an ingestion, say) are subtracted, and its ``extra`` then holds ``wall_s``
+    and ``nested_s``. So the stages of a run add up to its time, and a report's shares of a
+    job kind's time add up to one.
     """
 
     def __init__(
@@ -45,6 +51,15 @@ class StageTimer:
         self._min_interval_s = min_interval_s
         self._last_write = 0.0
         self._last_check = 0.0
+        # Seconds of nested stages, one entry per open stage (innermost last). ``record`` may be
+        # called from another thread (a Spark callback), hence the lock.
+        self._nested: list[float] = []
+        self._lock = threading.Lock()
+
+    def _add_nested(self, seconds: float) -> None:
+        with self._lock:
+            if self._nested:
+                self._nested[-1] += seconds
 
     @contextmanager
     def stage(self, name: str, *, rows_in: int | None = None) -> Iterator[StageRecord]:
@@ -67,11 +82,17 @@ class StageTimer:
             if job is not None:
                 job.message = f"stage {name}"
         ok = False
+        with self._lock:
+            self._nested.append(0.0)
         try:
             yield record
             ok = True
         finally:
-            duration = time.perf_counter() - t0
+            wall = time.perf_counter() - t0
+            with self._lock:
+                nested = self._nested.pop()
+            self._add_nested(wall)
+            duration = max(wall - nested, 0.0)
             with session_scope(self._url, durable=False) as s:
                 row2 = s.get(JobStage, stage_id)
                 if row2 is not None:
@@ -80,6 +101,8 @@ class StageTimer:
                     row2.rows_in = record.rows_in
                     row2.rows_out = record.rows_out
                     extra: dict[str, Any] = dict(record.extra)
+                    if nested:
+                        extra.update(wall_s=wall, nested_s=nested)
                     if not ok:
                         extra["aborted"] = True
                     row2.extra = extra
@@ -95,6 +118,7 @@ class StageTimer:
         extra: dict[str, Any] | None = None,
     ) -> None:
         """Write a stage that was timed elsewhere (e.g. a Spark micro-batch) as one finished row."""
+        self._add_nested(duration_s)
         finished = utcnow()
         with session_scope(self._url, durable=False) as s:
             s.add(

@@ -3,7 +3,8 @@
 ``follow=false`` catches up with everything available and stops (Structured Streaming's
 availableNow); ``follow=true`` keeps a processingTime trigger running until the job is
 cancelled or ``max_duration_s`` passes. Every micro-batch is recorded as a ``micro_batch`` stage
-with its rows in, valid rows out, and Spark's own figures in ``extra``. Exactly-once comes from
+with its rows in, valid rows out, and Spark's own figures in ``extra``; the ``query`` stage is
+the rest of the query's time, with the run's counts in ``extra``. Exactly-once comes from
 the per-source checkpoint and the lake's batch commit protocol (see backend.pipeline.ingest).
 """
 
@@ -134,10 +135,10 @@ def run(ctx: JobContext, p: IngestParams) -> dict[str, Any]:
         watcher = threading.Thread(target=watch, daemon=True)
         watcher.start()
     try:
-        with ctx.stage("ingest") as st:
+        # The query's own time: starting, planning and stopping it (and, following, waiting for
+        # events); its micro-batches are stages of their own, with the rows.
+        with ctx.stage("query") as st:
             result = run_ingest(spark, opts, follow=p.follow, stop_event=stop, on_stage=on_batch)
-            st.rows_in = result.rows_in
-            st.rows_out = result.valid
             st.extra.update(result.to_dict())
     finally:
         stop.set()

@@ -48,9 +48,12 @@ def test_report_over_ingest_train_and_validate(tmp_path: Path) -> None:
     assert train_stages == ["load", "fit", "save", "register"]
     assert kinds["train"]["runs"] == 3 and expected[("train", "fit")].job_ids == tuple(train_ids)
     batches = {s["stage"]: s for s in kinds["ingest"]["stages"]}
-    assert {"spark_session", "ingest", "micro_batch"} <= set(batches)
-    assert batches["ingest"]["rows_in"] == 6000 and batches["ingest"]["rows_out"] == 6000
-    assert expected[("ingest", "ingest")].job_ids == (ingest,)
+    assert set(batches) == {"spark_session", "query", "micro_batch"}
+    assert batches["micro_batch"]["rows_in"] == 6000 and batches["micro_batch"]["rows_out"] == 6000
+    assert expected[("ingest", "query")].job_ids == (ingest,)
+    # The micro-batches ran within the query: its stage holds only the rest of its time, so
+    # the shares of the kind's time add up to one.
+    assert sum(s["share"] for s in batches.values()) == pytest.approx(1.0)
     assert expected[("validate", "cross_validate")].job_ids == (validate,)
     # Spark's own figures of each micro-batch are summarised from the stage extras.
     spark = batches["micro_batch"]["extra"]

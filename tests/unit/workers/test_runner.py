@@ -115,3 +115,41 @@ def test_transient_error_requeues_then_fails_when_retries_run_out(settings: Sett
     assert runner.execute(settings, job_id, retries_left=0) == "failed"
     job = _job(settings, job_id)
     assert job.state == "failed" and "gave up after retries" in (job.error or "")
+
+
+def _nested(ctx, params):  # type: ignore[no-untyped-def]
+    with ctx.stage("outer"):
+        time.sleep(0.1)
+        with ctx.stage("inner"):
+            time.sleep(0.2)
+        time.sleep(0.15)  # a batch timed elsewhere, reported when it ends
+        ctx.record("batch", duration_s=0.15)
+        time.sleep(0.1)
+    return {}
+
+
+register(
+    JobKind(
+        "test-nested",
+        __import__("backend.jobs.kinds.echo").jobs.kinds.echo.EchoParams,
+        _nested,
+        "stages within a stage",
+    )
+)
+
+
+def test_a_stage_times_only_itself_when_others_run_within_it(settings: Settings) -> None:
+    job_id = _new_job(settings, "test-nested", {})
+    assert runner.execute(settings, job_id) == "succeeded"
+    stages = {s.name: s for s in _job(settings, job_id).stages}
+    outer, inner, batch = stages["outer"], stages["inner"], stages["batch"]
+    assert inner.duration_s is not None and inner.duration_s >= 0.2
+    assert "wall_s" not in inner.extra  # nothing ran within it
+    assert batch.duration_s == pytest.approx(0.15)
+    nested = outer.extra["nested_s"]
+    assert nested == pytest.approx(inner.duration_s + 0.15)
+    assert outer.duration_s == pytest.approx(outer.extra["wall_s"] - nested)
+    assert 0.2 <= outer.duration_s < outer.extra["wall_s"] - 0.3  # its two own sleeps
+    # The three add up to the outer stage's wall time: nothing is counted twice.
+    total = outer.duration_s + inner.duration_s + batch.duration_s
+    assert total == pytest.approx(outer.extra["wall_s"])
