@@ -12,6 +12,7 @@ from backend.db.session import session_scope
 from backend.jobs import repository as repo
 from backend.jobs.context import TransientJobError
 from backend.jobs.kinds import JobKind, register
+from backend.jobs.kinds.echo import EchoParams
 from workers import runner
 
 
@@ -97,14 +98,12 @@ def _flaky(ctx, params):  # type: ignore[no-untyped-def]
     raise TransientJobError("service briefly unreachable")
 
 
-register(
-    JobKind(
-        "test-flaky",
-        __import__("backend.jobs.kinds.echo").jobs.kinds.echo.EchoParams,
-        _flaky,
-        "always transient",
-    )
-)
+def _register_test_kind(name: str, run, description: str) -> None:  # type: ignore[no-untyped-def]
+    """A job kind for these tests, with echo's parameters."""
+    register(JobKind(name, EchoParams, run, description))
+
+
+_register_test_kind("test-flaky", _flaky, "always transient")
 
 
 def test_transient_error_requeues_then_fails_when_retries_run_out(settings: Settings) -> None:
@@ -128,14 +127,7 @@ def _nested(ctx, params):  # type: ignore[no-untyped-def]
     return {}
 
 
-register(
-    JobKind(
-        "test-nested",
-        __import__("backend.jobs.kinds.echo").jobs.kinds.echo.EchoParams,
-        _nested,
-        "stages within a stage",
-    )
-)
+_register_test_kind("test-nested", _nested, "stages within a stage")
 
 
 def test_a_stage_times_only_itself_when_others_run_within_it(settings: Settings) -> None:
