@@ -8,24 +8,54 @@ PostgreSQL, Redis, Kafka and a Spark master through RECFLOW_* environment variab
 
 from __future__ import annotations
 
+import hashlib
 import os
 from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 if TYPE_CHECKING:
     from backend.streaming.events import ValidationRules
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="RECFLOW_", env_file=".env", extra="ignore")
+    # hide_input_in_errors: a settings error must never echo a key or a password it was given.
+    model_config = SettingsConfigDict(
+        env_prefix="RECFLOW_", env_file=".env", extra="ignore", hide_input_in_errors=True
+    )
 
     env: Literal["embedded", "production"] = "embedded"
     data_dir: Path = Path("var")
+
+    # --- Files that requests and job params may name (backend/paths.py) -----------------------
+    # Every such path must resolve, symlinks followed, inside the data dir, its uploads dir, or
+    # one of these roots (RECFLOW_DATA_ROOTS: os.pathsep- or comma-separated; empty by default).
+    # A file read for a job may be at most max_input_bytes (a MovieLens folder: each file read).
+    data_roots: Annotated[list[Path], NoDecode] = []
+    max_input_bytes: int = Field(default=2 * 2**30, ge=1)
+    # Ceilings on job params, checked at submit time (422) and again by the worker.
+    max_synthetic_ratings: int = Field(default=20_000_000, ge=1)
+    max_synthetic_rank: int = Field(default=256, ge=1)
+    max_search_trials: int = Field(default=200, ge=1)
+    max_cv_folds: int = Field(default=20, ge=2)
+    max_echo_sleep_s: float = Field(default=60.0, ge=0)
+    max_n_jobs: int = Field(default_factory=lambda: (os.cpu_count() or 16) * 4, ge=1)
+
+    @field_validator("data_roots", mode="before")
+    @classmethod
+    def _split_data_roots(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            parts = value.replace(os.pathsep, ",").split(",")
+            return [part.strip() for part in parts if part.strip()]
+        return value
+
+    @property
+    def uploads_dir(self) -> Path:
+        return self.data_dir / "uploads"
 
     # SQL: jobs, stages, models, metrics, experiments, alerts, reports.
     database_url: str = ""
@@ -72,6 +102,110 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1_000_000, ge=1024)
     cors_origins: list[str] = []
 
+    # --- Shutdown of the API (backend/api/shutdown.py) -----------------------------------------
+    # On SIGTERM or SIGINT, open server-sent event streams end at once with `event: end`; a
+    # stream still running (or any other request) after this many seconds is cancelled by
+    # uvicorn (`recflow api` passes it as timeout_graceful_shutdown), so a stop takes at most
+    # about this long.
+    shutdown_timeout_s: int = Field(default=5, ge=1, le=300)
+
+    # --- Keys with scopes, /metrics, Flower's authentication (backend/api/auth.py) -------------
+    # RECFLOW_API_KEY is one key with every scope (kept as it was). RECFLOW_API_KEYS is a
+    # comma-separated list of ``scope:key`` or ``scope:sha256:<hex>`` entries (the hex sha256 of
+    # the key, so the environment need not hold the key itself); scope is read, write or admin,
+    # and admin implies write implies read. Without any key every route is open (the embedded
+    # default); production refuses to start without one.
+    api_keys: SecretStr | None = None
+    # /metrics without a key. True by default so that a Prometheus server (which sends no
+    # X-API-Key) can scrape the embedded stack and a compose network as it is; the figures are
+    # counts and rates, no rows. A deployment reachable from outside should set it to false
+    # (and scrape with a read key as a bearer token) or keep /metrics behind its firewall.
+    metrics_public: bool = True
+    # Flower: HTTP basic auth ("user:password[,user2:password2]"), and/or Flower's OAuth options
+    # (passed through as FLOWER_* variables). `recflow flower` refuses production without one.
+    flower_basic_auth: SecretStr | None = None
+    flower_auth: str = ""  # regexp of the e-mails OAuth lets in (Flower's --auth)
+    flower_auth_provider: str = ""  # e.g. flower.views.auth.GithubLoginHandler
+    flower_oauth2_key: str = ""
+    flower_oauth2_secret: SecretStr | None = None
+    flower_oauth2_redirect_uri: str = ""
+
+    def api_key_scopes(self) -> dict[bytes, str]:
+        """The sha256 digest of every configured key -> its scope (read, write or admin).
+
+        A bad entry is a ValueError naming its position in RECFLOW_API_KEYS, never its text.
+        """
+        scopes: dict[bytes, str] = {}
+        where: dict[bytes, str] = {}
+        if self.api_key is not None:
+            if not self.api_key.get_secret_value():
+                raise ValueError("RECFLOW_API_KEY is set but empty; unset it or give it a value")
+            digest = hashlib.sha256(self.api_key.get_secret_value().encode()).digest()
+            scopes[digest], where[digest] = "admin", "RECFLOW_API_KEY"
+        text = "" if self.api_keys is None else self.api_keys.get_secret_value()
+        for n, raw in enumerate(text.split(","), start=1):
+            entry = raw.strip()
+            if not entry and text.strip():
+                raise ValueError(f"RECFLOW_API_KEYS entry {n} is empty (a stray comma?)")
+            if not entry:
+                continue
+            scope, sep, key = entry.partition(":")
+            if not sep or scope not in ("read", "write", "admin"):
+                raise ValueError(
+                    f"RECFLOW_API_KEYS entry {n} must start with read:, write: or admin: "
+                    "(scope:key or scope:sha256:<hex>)"
+                )
+            if key.startswith("sha256:"):
+                hexdigest = key.removeprefix("sha256:").lower()
+                if len(hexdigest) != 64 or any(c not in "0123456789abcdef" for c in hexdigest):
+                    raise ValueError(
+                        f"RECFLOW_API_KEYS entry {n} ({scope}:sha256:...) needs the 64 hex "
+                        "digits of the key's sha256"
+                    )
+                digest = bytes.fromhex(hexdigest)
+            elif len(key) < 16 or any(c.isspace() for c in key):
+                raise ValueError(
+                    f"RECFLOW_API_KEYS entry {n} ({scope}:...) needs a key of at least 16 "
+                    "characters without spaces or commas"
+                )
+            else:
+                digest = hashlib.sha256(key.encode()).digest()
+            if digest in scopes:
+                raise ValueError(
+                    f"RECFLOW_API_KEYS entry {n} repeats the key of {where[digest]}; "
+                    "give each key one scope"
+                )
+            scopes[digest], where[digest] = scope, f"RECFLOW_API_KEYS entry {n}"
+        return scopes
+
+    def flower_basic_auth_entries(self) -> list[str]:
+        """The ``user:password`` pairs of RECFLOW_FLOWER_BASIC_AUTH (position named on error)."""
+        if self.flower_basic_auth is None:
+            return []
+        entries = [e.strip() for e in self.flower_basic_auth.get_secret_value().split(",")]
+        for n, entry in enumerate(entries, start=1):
+            user, sep, password = entry.partition(":")
+            if not sep or not user or not password:
+                raise ValueError(
+                    f"RECFLOW_FLOWER_BASIC_AUTH entry {n} must be user:password (both non-empty)"
+                )
+        return entries
+
+    @property
+    def flower_authenticated(self) -> bool:
+        return self.flower_basic_auth is not None or bool(self.flower_auth)
+
+    @model_validator(mode="after")
+    def _keys_are_valid_and_production_has_one(self) -> Settings:
+        scopes = self.api_key_scopes()
+        self.flower_basic_auth_entries()
+        if self.env == "production" and not scopes:
+            raise ValueError(
+                "RECFLOW_ENV=production needs RECFLOW_API_KEYS (or RECFLOW_API_KEY): "
+                "every route but /health/* then needs a key"
+            )
+        return self
+
     # Live monitor: snapshot cadence, validation processes and alert rules.
     monitor_snapshot_interval_s: float = Field(default=1.0, gt=0)
     monitor_validate_workers: int = Field(default=1, ge=0)
@@ -89,6 +223,27 @@ class Settings(BaseSettings):
     # Unacknowledged tasks of a worker that died are redelivered after this many seconds.
     broker_visibility_timeout_s: int = Field(default=3600, ge=1)
     broker_connect_timeout_s: float = Field(default=2.0, gt=0)
+
+    # Job supervision (issue 15): the job row is the source of truth, so every process that runs
+    # a supervisor (each worker's main process and each API process) re-sends jobs whose message
+    # was never sent or was lost, and recovers jobs whose worker stopped heartbeating.
+    # A running job's worker writes its heartbeat every this many seconds.
+    job_heartbeat_s: float = Field(default=10.0, gt=0)
+    # A running job whose heartbeat is older than this is re-queued (or failed when its retry
+    # budget is spent). With the supervisor interval this bounds detection: timeout + interval.
+    job_heartbeat_timeout_s: float = Field(default=40.0, gt=0)
+    # A queued job never sent to the broker (its submitter died after the commit) is sent after
+    # this grace period.
+    job_dispatch_grace_s: float = Field(default=10.0, gt=0)
+    # A queued job sent this long ago but not started is sent again (a broker that lost its
+    # messages, e.g. Redis restarted without persistence); the bound doubles with every re-send,
+    # and a duplicate message is dropped by the worker.
+    job_redispatch_after_s: float = Field(default=300.0, gt=0)
+    # How often a supervisor looks for such jobs.
+    job_supervisor_interval_s: float = Field(default=5.0, gt=0)
+    # Test and operator aid: make a running job wait (up to an hour) at a named point, e.g.
+    # "train.after_save", so that a fault can be injected exactly there. Empty: never wait.
+    job_pause_at: str = ""
 
     @property
     def var(self) -> Path:
@@ -145,6 +300,20 @@ class Settings(BaseSettings):
             raise ValueError(
                 "RECFLOW_EVENT_RATING_MIN must be below RECFLOW_EVENT_RATING_MAX, got "
                 f"{self.event_rating_min} and {self.event_rating_max}"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _job_heartbeat_timeout_exceeds_interval(self) -> Settings:
+        if not self.job_heartbeat_timeout_s > self.job_heartbeat_s:
+            raise ValueError(
+                "RECFLOW_JOB_HEARTBEAT_TIMEOUT_S must be larger than RECFLOW_JOB_HEARTBEAT_S, got "
+                f"{self.job_heartbeat_timeout_s} and {self.job_heartbeat_s}"
+            )
+        if not self.job_redispatch_after_s > self.job_dispatch_grace_s:
+            raise ValueError(
+                "RECFLOW_JOB_REDISPATCH_AFTER_S must be larger than RECFLOW_JOB_DISPATCH_GRACE_S, "
+                f"got {self.job_redispatch_after_s} and {self.job_dispatch_grace_s}"
             )
         return self
 

@@ -289,7 +289,9 @@ def _train() -> Path:
     )
     if job["state"] != "succeeded":
         raise BenchError(f"training failed: {job.get('error')}")
-    return Path(job["result"]["path"])
+    from backend.config import get_settings
+
+    return get_settings().data_dir / job["result"]["path"]  # the result's path is in the data dir
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -303,6 +305,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         for name in EXTERNAL:
             os.environ.pop(name, None)
         os.environ["RECFLOW_DATA_DIR"] = tmp
+        # The training job may read MovieLens from the shared data dir (an allowed root).
+        os.environ["RECFLOW_DATA_ROOTS"] = str(ML100K.resolve())
         artifact = _train()
         env = dict(os.environ)
         logs = Path(tmp) / "logs"

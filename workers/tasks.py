@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy.exc import DBAPIError
+
 from backend.config import get_settings
 from backend.jobs.context import TransientJobError
 from backend.jobs.queue import RUN_JOB_TASK
@@ -32,4 +34,8 @@ def run_job(self: Any, job_id: int) -> str:
         )
     except TransientJobError as exc:
         # Exponential backoff: 2, 4, 8 ... seconds, capped at a minute.
+        raise self.retry(exc=exc, countdown=min(60, 2 ** (self.request.retries + 1))) from exc
+    except DBAPIError as exc:
+        # The database is unreachable (a restart): try the message again later. The row decides
+        # what that retry does: start the job, or drop the message if it runs or has ended.
         raise self.retry(exc=exc, countdown=min(60, 2 ** (self.request.retries + 1))) from exc

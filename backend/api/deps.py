@@ -1,18 +1,16 @@
-"""Request dependencies as Annotated aliases."""
+"""Request dependencies as Annotated aliases. API keys are checked by backend/api/auth.py."""
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterator
 from typing import Annotated
 
 from celery import Celery
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
 from backend.config import Settings
 from backend.db.session import get_sessionmaker
-from backend.errors import UnauthorizedError
 
 
 def get_settings_dep(request: Request) -> Settings:
@@ -45,25 +43,3 @@ def get_celery_dep(request: Request) -> Celery:
 
 
 CeleryDep = Annotated[Celery, Depends(get_celery_dep)]
-
-
-def require_api_key(
-    settings: SettingsDep,
-    x_api_key: Annotated[str | None, Header()] = None,
-    authorization: Annotated[str | None, Header()] = None,
-) -> None:
-    """Mutating endpoints need the key when RECFLOW_API_KEY is set."""
-    if settings.api_key is None:
-        return
-    given = x_api_key
-    if given is None and authorization and authorization.lower().startswith("bearer "):
-        given = authorization[7:]
-    expected = settings.api_key.get_secret_value()
-    if not given or not secrets.compare_digest(given.encode(), expected.encode()):
-        raise UnauthorizedError(
-            "this endpoint needs the API key: send it as the X-API-Key header "
-            "or as 'Authorization: Bearer <key>'"
-        )
-
-
-ApiKeyDep = Depends(require_api_key)

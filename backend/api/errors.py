@@ -14,6 +14,8 @@ from backend.errors import AppError
 
 log = logging.getLogger(__name__)
 
+BODY_UNREADABLE = "There was an error parsing the body"
+
 
 def _body(message: str, detail: Any = None) -> dict[str, Any]:
     return {"error": message, "detail": detail}
@@ -46,9 +48,14 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         message = exc.detail if isinstance(exc.detail, str) else "request failed"
-        if exc.status_code == 404 and message == "Not Found":
+        status = exc.status_code
+        if status == 404 and message == "Not Found":
             message = "no such endpoint; see /docs for the API"
-        return JSONResponse(_body(message), status_code=exc.status_code, headers=exc.headers)
+        elif status == 400 and message == BODY_UNREADABLE:
+            # FastAPI's answer to a body it cannot decode (bytes that are not UTF-8): the same
+            # 422 as any other malformed JSON body.
+            message, status = "body is not valid JSON: it must be UTF-8 text", 422
+        return JSONResponse(_body(message), status_code=status, headers=exc.headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:

@@ -9,26 +9,29 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 MUTATING = {"POST", "PUT", "PATCH"}
 
 
-async def _reply(send: Send, status: int, message: str) -> None:
+async def _reply(send: Send, status: int, message: str, *, close: bool = False) -> None:
     body = json.dumps({"error": message, "detail": None}).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    if close:
+        # The rest of the body is never read: the connection cannot carry another request.
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 
 class BodyGuard:
     """Rejects oversized bodies (413) and non-JSON bodies on the JSON API (415).
 
-    The size is checked on the declared Content-Length and again while the body streams, so a
-    client that lies about the length is cut off too.
+    The declared Content-Length is checked first. The body itself is then read here, up to the
+    limit, before the endpoint runs: a chunked body (no Content-Length), or a client that lies
+    about the length, gets the same clean 413 whatever the route, instead of an endpoint that
+    sees a truncated body. Bodies are at most ``max_bytes``, and every endpoint that takes one
+    reads it whole anyway, so buffering it costs no extra memory in practice.
+
+    Header values may hold any bytes: they are decoded as latin-1, which never fails.
     """
 
     def __init__(self, app: ASGIApp, max_bytes: int, json_prefix: str = "/api/") -> None:
@@ -40,13 +43,13 @@ class BodyGuard:
         if scope["type"] != "http" or scope["method"] not in MUTATING:
             await self.app(scope, receive, send)
             return
-        headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
-        length = headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > self.max_bytes:
-            await _reply(send, 413, f"request body is larger than {self.max_bytes} bytes")
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        length = headers.get("content-length", "").strip()
+        if length.isdigit() and int(length) > self.max_bytes:
+            await _reply(send, 413, self._too_large(), close=True)
             return
         ctype = headers.get("content-type", "")
-        has_body = (length is not None and length != "0") or "transfer-encoding" in headers
+        has_body = (length != "" and length != "0") or "transfer-encoding" in headers
         if (
             has_body
             and scope["path"].startswith(self.json_prefix)
@@ -57,30 +60,34 @@ class BodyGuard:
                 send,
                 415,
                 "send the body as JSON with Content-Type: application/json "
-                f"(got {ctype or 'none'!r})",
+                f"(got {ctype[:80] or 'none'!r})",
             )
             return
+        chunks: list[bytes] = []
         seen = 0
-        too_big = False
-
-        async def guarded() -> Message:
-            nonlocal seen, too_big
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
-                    too_big = True
-                    return {"type": "http.disconnect"}
-            return message
+            if message["type"] == "http.disconnect":
+                return  # the client left before sending its body: nobody to answer
+            chunk = message.get("body", b"")
+            seen += len(chunk)
+            if seen > self.max_bytes:
+                await _reply(send, 413, self._too_large(), close=True)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        replayed = False
 
-        started = False
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()  # after the body: wait for the client's disconnect
 
-        async def track(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
+        await self.app(scope, replay, send)
 
-        await self.app(scope, guarded, track)
-        if too_big and not started:
-            await _reply(send, 413, f"request body is larger than {self.max_bytes} bytes")
+    def _too_large(self) -> str:
+        return f"request body is larger than {self.max_bytes} bytes (RECFLOW_MAX_BODY_BYTES)"

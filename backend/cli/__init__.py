@@ -8,12 +8,19 @@ from backend.cli.app import app
 
 
 def main() -> None:
+    from pydantic import ValidationError
     from sqlalchemy.exc import OperationalError
 
     try:
         app()
     except KeyboardInterrupt:
         sys.exit(130)
+    except ValidationError as exc:
+        # Settings that fail their checks (production without keys, a bad RECFLOW_API_KEYS
+        # entry): one line each, no traceback; the messages never hold a key.
+        for err in exc.errors(include_input=False):
+            sys.stderr.write(f"error: settings: {err['msg'].removeprefix('Value error, ')}\n")
+        sys.exit(2)
     except OperationalError as exc:
         # A database that is down or not migrated is an operator's problem, not a traceback.
         from backend.config import get_settings

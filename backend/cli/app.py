@@ -6,9 +6,11 @@ import os
 import sys
 
 import typer
+from pydantic import SecretStr
 
 from backend.cli import abtest, db, demo, jobs, monitor, recsys, report, streaming
-from backend.config import get_settings
+from backend.cli.output import fail
+from backend.config import Settings, get_settings
 
 app = typer.Typer(
     name="recflow",
@@ -44,7 +46,8 @@ def api(
     """Start the HTTP API (uvicorn)."""
     import uvicorn
 
-    get_settings().ensure_dirs()
+    settings = get_settings()
+    settings.ensure_dirs()
     uvicorn.run(
         "backend.api.app:create_app",
         factory=True,
@@ -53,6 +56,8 @@ def api(
         workers=workers,
         reload=reload,
         log_level="info",
+        # Streams end at once on a stop signal; anything still running after this is cancelled.
+        timeout_graceful_shutdown=settings.shutdown_timeout_s,
     )
 
 
@@ -69,9 +74,38 @@ def worker(
     os.execv(sys.executable, worker_command(concurrency, pool, loglevel))
 
 
-@app.command()
-def flower(port: int = typer.Option(5555, help="port for the Flower UI")) -> None:
-    """Start Flower to watch the workers (it sees them when the broker is Redis)."""
+def flower_launch(
+    settings: Settings, *, port: int, address: str, basic_auth: str | None
+) -> tuple[list[str], dict[str, str]]:
+    """Flower's command line and environment, with its authentication from the settings.
+
+    The credentials go to Flower as FLOWER_* variables (Flower reads them itself), never on a
+    command line that `ps` shows. Production refuses to start Flower without authentication:
+    an open Flower can apply tasks and shut workers down.
+    """
+    env = {k: v for k, v in os.environ.items() if k != "FLOWER_UNAUTHENTICATED_API"}
+    if basic_auth is not None:
+        settings = settings.model_copy(update={"flower_basic_auth": SecretStr(basic_auth)})
+    entries = settings.flower_basic_auth_entries()  # a bad entry is named, never echoed
+    if entries:
+        env["FLOWER_BASIC_AUTH"] = ",".join(entries)
+    if settings.flower_auth:
+        env["FLOWER_AUTH"] = settings.flower_auth
+        for name, value in (
+            ("FLOWER_AUTH_PROVIDER", settings.flower_auth_provider),
+            ("FLOWER_OAUTH2_KEY", settings.flower_oauth2_key),
+            ("FLOWER_OAUTH2_REDIRECT_URI", settings.flower_oauth2_redirect_uri),
+        ):
+            if value:
+                env[name] = value
+        if settings.flower_oauth2_secret is not None:
+            env["FLOWER_OAUTH2_SECRET"] = settings.flower_oauth2_secret.get_secret_value()
+    if settings.env == "production" and not (entries or settings.flower_auth):
+        raise ValueError(
+            "RECFLOW_ENV=production needs Flower's authentication: set "
+            "RECFLOW_FLOWER_BASIC_AUTH=user:password (or --basic-auth), or its OAuth options "
+            "(RECFLOW_FLOWER_AUTH and RECFLOW_FLOWER_OAUTH2_*)"
+        )
     args = [
         sys.executable,
         "-m",
@@ -80,6 +114,26 @@ def flower(port: int = typer.Option(5555, help="port for the Flower UI")) -> Non
         "workers.celery_app",
         "flower",
         f"--port={port}",
-        "--address=127.0.0.1",
+        f"--address={address}",
     ]
-    os.execv(sys.executable, args)
+    return args, env
+
+
+@app.command()
+def flower(
+    port: int = typer.Option(5555, help="port for the Flower UI"),
+    address: str = typer.Option("127.0.0.1", help="address to bind"),
+    basic_auth: str | None = typer.Option(
+        None,
+        "--basic-auth",
+        help="user:password[,user2:password2] (default RECFLOW_FLOWER_BASIC_AUTH)",
+        show_default=False,
+    ),
+) -> None:
+    """Start Flower to watch the workers (it sees them when the broker is Redis)."""
+    settings = get_settings()  # invalid settings: backend.cli.main reports them
+    try:
+        args, env = flower_launch(settings, port=port, address=address, basic_auth=basic_auth)
+    except ValueError as exc:
+        fail(str(exc))
+    os.execve(sys.executable, args, env)

@@ -9,10 +9,16 @@ from typing import Any
 import httpx
 
 from backend.cli.output import fail
+from backend.config import get_settings
 
 
 class ApiClient:
+    """Every request carries the API key: ``api_key``, else RECFLOW_API_KEY from the settings."""
+
     def __init__(self, base_url: str, api_key: str | None = None, timeout: float = 30.0) -> None:
+        if api_key is None:
+            configured = get_settings().api_key
+            api_key = configured.get_secret_value() if configured is not None else None
         headers = {"X-API-Key": api_key} if api_key else {}
         self.http = httpx.Client(base_url=base_url.rstrip("/"), headers=headers, timeout=timeout)
 

@@ -6,6 +6,7 @@ the job is still recorded in SQL exactly as if a worker had run it.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from backend.cli.output import fail, job_progress
@@ -20,12 +21,16 @@ from workers import runner
 
 def run_inline(kind: str, params: dict[str, Any], *, quiet: bool = False) -> dict[str, Any]:
     """Create the job row, run it here with a progress bar, return the job as the API shows it."""
-    settings = get_settings()
+    # A command run in the user's own process reads with the user's own permissions: the roots
+    # (RECFLOW_DATA_ROOTS) guard a server from its callers, not a user from their own files, so
+    # here every path is allowed (still never /proc or /sys, still under the size cap).
+    configured = get_settings()
+    settings = configured.model_copy(update={"data_roots": [*configured.data_roots, Path("/")]})
     settings.ensure_dirs()
     upgrade(settings.sqlalchemy_url)
     with session_scope(settings.sqlalchemy_url) as s:
         try:
-            job, _ = service.create(s, kind, params, None)
+            job, _ = service.create(s, kind, params, None, settings=settings)
         except AppError as exc:
             fail(exc.message)
         job_id = job.id

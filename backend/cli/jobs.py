@@ -154,3 +154,34 @@ def kinds(api: str | None = ApiOpt, as_json: bool = JsonOpt) -> None:
         emit_json(data)
         return
     table("job kinds", ["kind", "description"], [(k["name"], k["description"]) for k in data])
+
+
+@app.command()
+def reap(as_json: bool = JsonOpt) -> None:
+    """Recover lost and stuck jobs once, as the supervisors do every few seconds.
+
+    Runs on a host that reaches the database and the broker (not through the API): re-queues or
+    fails running jobs whose heartbeat is older than RECFLOW_JOB_HEARTBEAT_TIMEOUT_S, and sends
+    queued jobs whose message is missing or was lost.
+    """
+    from dataclasses import asdict
+
+    from backend.jobs.queue import make_celery
+    from backend.jobs.supervisor import run_once
+
+    settings = get_settings()
+    celery = make_celery(settings)
+    try:
+        report = run_once(settings, celery)
+    except Exception as exc:
+        fail(f"reap failed (database or broker unreachable?): {exc}")
+    finally:
+        celery.close()
+    if as_json:
+        emit_json(asdict(report))
+        return
+    table(
+        "jobs reaped",
+        ["action", "jobs"],
+        [(action, ", ".join(map(str, ids)) or "-") for action, ids in asdict(report).items()],
+    )

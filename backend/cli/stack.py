@@ -36,6 +36,17 @@ class Stack:
     api: subprocess.Popen[bytes]
     worker: subprocess.Popen[bytes]
     log_dir: Path
+    # The key the stack's API was started with (RECFLOW_API_KEY: every scope), if any.
+    api_key: str | None = None
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """The headers every request to this stack's API needs (the key, when it has one)."""
+        return {"X-API-Key": self.api_key} if self.api_key else {}
+
+    def client(self, timeout: float = 30.0) -> httpx.Client:
+        """An HTTP client for this stack's API that sends its key."""
+        return httpx.Client(base_url=self.api_url, headers=self.headers, timeout=timeout)
 
 
 def _spawn(args: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
@@ -111,7 +122,13 @@ def running_stack(
     url = f"http://127.0.0.1:{port}"
     try:
         wait_ready(url, [api, worker])
-        yield Stack(api_url=url, api=api, worker=worker, log_dir=log_dir)
+        yield Stack(
+            api_url=url,
+            api=api,
+            worker=worker,
+            log_dir=log_dir,
+            api_key=full_env.get("RECFLOW_API_KEY") or None,
+        )
     finally:
         stop(api)
         stop(worker)

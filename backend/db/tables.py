@@ -26,6 +26,11 @@ class Job(Base):
     """One unit of work. The row is the source of truth; Celery only carries it."""
 
     __tablename__ = "jobs"
+    # The supervisor's two queries: stale heartbeats of running jobs, stale dispatches of queued.
+    __table_args__ = (
+        Index("ix_jobs_state_heartbeat_at", "state", "heartbeat_at"),
+        Index("ix_jobs_state_dispatched_at", "state", "dispatched_at"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     kind: Mapped[str] = mapped_column(String(32), index=True)
@@ -41,6 +46,12 @@ class Job(Base):
     worker: Mapped[str | None] = mapped_column(String(128))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     cancel_requested: Mapped[bool] = mapped_column(default=False)
+    # When the job's message was last sent to the broker (NULL: never, or re-queued by the
+    # reaper), and how many times; the supervisor sends what is missing.
+    dispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    dispatches: Mapped[int] = mapped_column(Integer, default=0)
+    # Written by the worker while the current attempt runs; a stale one means the worker is gone.
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -13,6 +13,11 @@ class JobCancelled(Exception):
     """Raised inside a job when a user asked to cancel it."""
 
 
+class AttemptSuperseded(JobCancelled):
+    """Raised inside a job whose attempt no longer owns the row (the reaper re-queued it after
+    its heartbeat went stale, or a cancel ended it): its result would be dropped, so it stops."""
+
+
 class TransientJobError(Exception):
     """A failure worth retrying (a service briefly unreachable). Anything else fails the job."""
 
@@ -52,3 +57,8 @@ class JobContext(Protocol):
         ...
 
     def check_cancelled(self) -> None: ...
+
+    def pause_point(self, name: str) -> None:
+        """A named point where a fault can be injected: waits there (up to an hour) when
+        ``RECFLOW_JOB_PAUSE_AT`` names it, e.g. ``train.after_save``; else returns at once."""
+        ...

@@ -4,53 +4,82 @@ from __future__ import annotations
 
 import base64
 import logging
+from datetime import datetime, timedelta
 from typing import Any
 
 from celery import Celery
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from backend.config import Settings, get_settings
+from backend.db.base import utcnow
 from backend.db.tables import Job
 from backend.errors import ConflictError, InvalidInputError, NotFoundError, UnavailableError
 from backend.jobs import repository as repo
 from backend.jobs.kinds import all_kinds, get_kind
+from backend.jobs.kinds.params import non_finite
 from backend.jobs.queue import QUEUE, RUN_JOB_TASK
 from backend.jobs.schemas import JobOut, StageOut
 
 log = logging.getLogger(__name__)
 
 
-def validate_params(kind: str, params: dict[str, Any]) -> dict[str, Any]:
-    """Check the kind and its params; return the params with defaults filled in."""
+def parse_params(kind: str, params: dict[str, Any], settings: Settings) -> BaseModel:
+    """The kind's params model, after every check the worker makes before it runs the job.
+
+    The API calls this at submit time and the worker again when the job starts (a file may have
+    vanished since): the same code, with the settings in pydantic's validation context, so files
+    are confined to the allowed roots and sizes stay under the ceilings. NaN and infinity are
+    refused anywhere in the params, also where a kind accepts any JSON value. Raises
+    ``InvalidInputError`` whose detail lists ``{loc, msg, type}`` with ``loc`` from ``params``.
+    """
     job_kind = get_kind(kind)
     if job_kind is None:
         known = ", ".join(all_kinds())
         raise InvalidInputError(f"unknown job kind {kind!r}; known kinds: {known}")
-    try:
-        model = job_kind.params_model.model_validate(params)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"params.{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-        )
-        raise InvalidInputError(
-            f"bad params for kind {kind!r}: {problems}",
-            detail=[
+    errors: list[dict[str, Any]] = [
+        {
+            "loc": ["params", *loc],
+            "msg": "must be a finite number; NaN and infinity are not allowed",
+            "type": "finite_number",
+        }
+        for loc in non_finite(params)
+    ]
+    if not errors:
+        try:
+            return job_kind.params_model.model_validate(params, context={"settings": settings})
+        except ValidationError as exc:
+            errors = [
                 {"loc": ["params", *err["loc"]], "msg": err["msg"], "type": err["type"]}
                 for err in exc.errors()
-            ],
-        ) from None
+            ]
+    problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errors)
+    raise InvalidInputError(f"bad params for kind {kind!r}: {problems}", detail=errors)
+
+
+def validate_params(
+    kind: str, params: dict[str, Any], settings: Settings | None = None
+) -> dict[str, Any]:
+    """Check the kind and its params (see ``parse_params``); return them with defaults filled in."""
+    model = parse_params(kind, params, settings or get_settings())
     return model.model_dump(mode="json")
 
 
 def create(
-    session: Session, kind: str, params: dict[str, Any], idempotency_key: str | None
+    session: Session,
+    kind: str,
+    params: dict[str, Any],
+    idempotency_key: str | None,
+    *,
+    settings: Settings | None = None,
 ) -> tuple[Job, bool]:
     """Add a queued job, or return the one with the same idempotency key. Flushes only.
 
+    ``settings`` (default: the process's) decide the allowed roots and ceilings of the params.
     Returns (job, created).
     """
-    clean = validate_params(kind, params)
+    clean = validate_params(kind, params, settings)
     if idempotency_key is not None:
         existing = repo.by_idempotency_key(session, idempotency_key)
         if existing is not None:
@@ -76,32 +105,60 @@ def _same_request(job: Job, kind: str, params: dict[str, Any]) -> Job:
     return job
 
 
+def send(celery: Celery, job_id: int) -> str:
+    """Put the job's message on the queue; returns the task id. Raises if the broker is down."""
+    return str(celery.send_task(RUN_JOB_TASK, args=[job_id], queue=QUEUE).id)
+
+
 def dispatch(session: Session, celery: Celery, job: Job) -> None:
-    """Send the committed job to the queue. If the broker is unreachable, fail the job."""
+    """Send the committed job to the queue. If the broker is unreachable, fail the job.
+
+    A crash between the commit and this send leaves the job queued with no dispatch: the
+    supervisor's reconciler sends it after ``job_dispatch_grace_s``. A crash after the send but
+    before the dispatch is recorded makes the reconciler send it again: a duplicate message,
+    which the worker drops (the job is running or has ended by then).
+    """
     try:
-        result = celery.send_task(RUN_JOB_TASK, args=[job.id], queue=QUEUE)
+        task_id = send(celery, job.id)
     except Exception as exc:  # kombu raises several types for an unreachable broker
         log.warning("broker unavailable while dispatching job %s: %s", job.id, exc)
-        repo.finish(job, "failed", error=f"could not enqueue: broker unavailable ({exc})")
+        seen = repo.seen(session, job.id)
+        if seen is not None:
+            repo.end_unstarted(
+                session,
+                seen,
+                "failed",
+                error=f"could not enqueue: broker unavailable ({exc})",
+                message="could not enqueue",
+                now=utcnow(),
+            )
         session.flush()
         raise UnavailableError(
             "the job queue (broker) is unavailable; the job was recorded as failed, retry later",
             detail={"job_id": job.id},
         ) from exc
-    job.celery_task_id = result.id
+    repo.mark_sent(session, job.id, task_id, utcnow())
     session.flush()
 
 
 def submit(
-    session: Session, celery: Celery, kind: str, params: dict[str, Any], key: str | None
+    session: Session,
+    celery: Celery,
+    kind: str,
+    params: dict[str, Any],
+    key: str | None,
+    *,
+    settings: Settings | None = None,
 ) -> tuple[Job, bool]:
     """Create, commit, then enqueue: the owner (a request) calls this as its unit of work.
 
     The commit before the send is the point: a worker never sees a task whose row is missing.
+    A retry with the same Idempotency-Key that finds the job queued and never sent (its first
+    request died between the commit and the send) sends it.
     """
-    job, created = create(session, kind, params, key)
+    job, created = create(session, kind, params, key, settings=settings)
     session.commit()
-    if created:
+    if created or (job.state == "queued" and job.dispatched_at is None):
         try:
             dispatch(session, celery, job)
         finally:
@@ -110,26 +167,72 @@ def submit(
     return job, created
 
 
-def cancel(session: Session, celery: Celery, job_id: int) -> Job:
-    """Cancel a queued job at once; ask a running job to stop at its next checkpoint."""
-    job = repo.get_for_update(session, job_id)
-    if job is None:
-        raise NotFoundError(f"job {job_id} not found")
-    if job.state in repo.TERMINAL:
-        raise ConflictError(f"job {job_id} has already ended ({job.state}); nothing to cancel")
-    job.cancel_requested = True
-    if job.state == "queued":
-        repo.finish(job, "cancelled", error=None)
-        job.message = "cancelled before it started"
-        if job.celery_task_id:
-            try:
-                celery.control.revoke(job.celery_task_id)
-            except Exception as exc:  # the worker also checks the row, so this is best effort
-                log.info("revoke of %s not delivered: %s", job.celery_task_id, exc)
-    else:
-        job.message = "cancel requested; stopping at the next checkpoint"
+def cancel(
+    session: Session, celery: Celery, job_id: int, *, heartbeat_timeout_s: float | None = None
+) -> Job:
+    """Cancel a queued job at once; ask a running job to stop at its next checkpoint.
+
+    A running job whose heartbeat is older than the timeout has lost its worker: nothing would
+    ever read the request, so it is cancelled at once (and the reaper never re-queues a job whose
+    cancel was requested).
+    """
+    timeout = (
+        get_settings().job_heartbeat_timeout_s
+        if heartbeat_timeout_s is None
+        else heartbeat_timeout_s
+    )
+    for _ in range(5):  # each pass loses only to a concurrent transition of the same job
+        seen = repo.seen(session, job_id)
+        if seen is None:
+            raise NotFoundError(f"job {job_id} not found")
+        if seen.state in repo.TERMINAL:
+            raise ConflictError(f"job {job_id} has already ended ({seen.state}); nothing to cancel")
+        now = utcnow()
+        repo.request_cancel(session, job_id)
+        if seen.state == "queued":
+            if repo.end_unstarted(
+                session,
+                seen,
+                "cancelled",
+                error=None,
+                message="cancelled before it started",
+                now=now,
+            ):
+                _revoke(celery, session, job_id)
+                break
+        elif _stale(seen, now, timeout):
+            if repo.end_stale(
+                session,
+                seen,
+                "cancelled",
+                error=None,
+                message="cancelled; its worker had stopped responding",
+                now=now,
+            ):
+                break
+        else:
+            repo.set_message(session, job_id, "cancel requested; stopping at the next checkpoint")
+            break
     session.flush()
+    job = repo.get(session, job_id)
+    assert job is not None
+    session.refresh(job)
     return job
+
+
+def _stale(seen: repo.Seen, now: datetime, timeout_s: float) -> bool:
+    beat = seen.heartbeat_at or seen.started_at or seen.created_at
+    return beat < now - timedelta(seconds=timeout_s)
+
+
+def _revoke(celery: Celery, session: Session, job_id: int) -> None:
+    job = repo.get(session, job_id)
+    if job is None or not job.celery_task_id:
+        return
+    try:
+        celery.control.revoke(job.celery_task_id)
+    except Exception as exc:  # the worker also checks the row, so this is best effort
+        log.info("revoke of %s not delivered: %s", job.celery_task_id, exc)
 
 
 def get_or_404(session: Session, job_id: int) -> Job:

@@ -3,13 +3,17 @@
 Every source ends in the same validated ``Ratings``: a frame with columns ``user`` (str), ``item``
 (str), ``rating`` (float64) and ``timestamp`` (int64 seconds), the declared rating scale and a
 fingerprint of the content. Validation fails with a ``DataError`` that names the row and the
-problem, because a model silently trained on a bad file is worse than no model.
+problem, because a model silently trained on a bad file is worse than no model. Messages name
+rows, counts and the columns the caller asked for; they never quote the file's contents (its
+values, ids or other column names) or where it is stored, since a job's error is shown to
+whoever submitted it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -100,8 +104,9 @@ def load_ratings(spec: RatingsSource) -> Ratings:
     )
     path = Path(spec.path)
     if not path.exists():
-        raise DataError(f"ratings path {path} does not exist")
+        raise DataError(f"the {spec.format} ratings path does not exist")
     unrated = 0
+    source = _SOURCE_NAMES.get(spec.format, "the ratings")
     if spec.format == "ml-100k":
         raw = _read_ml100k(_inside(path, "u.data"))
         cols = ("user", "item", "rating", "timestamp")
@@ -109,12 +114,12 @@ def load_ratings(spec: RatingsSource) -> Ratings:
         raw = _read_ml1m(_inside(path, "ratings.dat"))
         cols = ("user", "item", "rating", "timestamp")
     elif spec.format == "ml-latest":
-        raw = _read_csv(_inside(path, "ratings.csv"), ",")
+        raw = _read_csv(_inside(path, "ratings.csv"), ",", source)
         cols = ("userId", "movieId", "rating", "timestamp")
     else:
         cols = (spec.user_col, spec.item_col, spec.rating_col, spec.timestamp_col or "")
         if spec.format == "csv":
-            raw = _read_csv(path, spec.sep)
+            raw = _read_csv(path, spec.sep, source)
         else:
             raw = _read_parquet(path, spec.format == "lake", cols)
             if spec.format == "lake" and spec.rating_col in raw.columns:
@@ -129,9 +134,20 @@ def load_ratings(spec: RatingsSource) -> Ratings:
         item_col=cols[1],
         rating_col=cols[2],
         timestamp_col=cols[3] or None,
-        source=str(path),
+        source=source,
         unrated_rows=unrated,
     )
+
+
+# How errors name each source: by role, never by where it is stored.
+_SOURCE_NAMES = {
+    "ml-100k": "u.data",
+    "ml-1m": "ratings.dat",
+    "ml-latest": "ratings.csv",
+    "csv": "the CSV file",
+    "parquet": "the Parquet data",
+    "lake": "the lake",
+}
 
 
 def ratings_from_frame(
@@ -155,8 +171,9 @@ def ratings_from_frame(
     missing = [c for c in wanted if c not in raw.columns]
     if missing:
         raise DataError(
-            f"{source} has no column(s) {', '.join(map(repr, missing))}; "
-            f"its columns are {', '.join(map(repr, map(str, raw.columns)))}"
+            f"{source} has no column(s) {', '.join(map(repr, missing))} "
+            f"(it has {len(raw.columns)} column(s)); name its columns with user_col, item_col, "
+            "rating_col and timestamp_col"
         )
     if len(raw) == 0:
         raise DataError(f"{source} contains no ratings")
@@ -174,13 +191,12 @@ def ratings_from_frame(
     n_users = frame["user"].nunique()
     if n_users < 2:
         raise DataError(
-            f"{source} has ratings from a single user ({frame['user'].iat[0]!r}); "
+            f"{source} has ratings from a single user; "
             "collaborative filtering needs at least two users"
         )
     if frame["item"].nunique() < 2:
         raise DataError(
-            f"{source} has ratings of a single item ({frame['item'].iat[0]!r}); "
-            "recommendations need at least two items"
+            f"{source} has ratings of a single item; recommendations need at least two items"
         )
     return Ratings(
         frame=frame,
@@ -247,7 +263,7 @@ def load_items(
 def _inside(path: Path, name: str) -> Path:
     file = path / name if path.is_dir() else path
     if not file.is_file():
-        raise DataError(f"expected the file {name} in {path}, but it is not there")
+        raise DataError(f"expected the file {name} in the given folder, but it is not there")
     return file
 
 
@@ -266,27 +282,36 @@ def _read_ml1m(file: Path) -> pd.DataFrame:
     )  # fmt: skip
 
 
-def _read_csv(file: Path, sep: str) -> pd.DataFrame:
+def _read_csv(file: Path, sep: str, source: str = "the CSV file") -> pd.DataFrame:
     if file.is_dir():
-        raise DataError(f"{file} is a directory; give the CSV file itself")
+        raise DataError(f"{source} is a directory; give the CSV file itself")
     try:
         # Ids stay text: "007" and "7" are different users.
         return pd.read_csv(file, sep=sep, dtype=str, keep_default_na=True)
     except pd.errors.EmptyDataError as exc:
-        raise DataError(f"{file} is empty") from exc
-    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise DataError(f"{file} is not a readable CSV with separator {sep!r}: {exc}") from exc
+        raise DataError(f"{source} is empty") from exc
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{source} is not UTF-8 text") from exc
+    except pd.errors.ParserError as exc:
+        # Only where it failed: the parser's own message may quote the offending text.
+        line = re.search(r"line (\d+)", str(exc))
+        where = f" (at line {line.group(1)})" if line else ""
+        raise DataError(f"{source} is not a readable CSV with separator {sep!r}{where}") from exc
 
 
 def _read_parquet(path: Path, lake: bool, cols: tuple[str, ...]) -> pd.DataFrame:
     if lake and not path.is_dir():
-        raise DataError(f"the lake path {path} must be a directory of Parquet files")
+        raise DataError("the lake path must be a directory of Parquet files")
     if lake and not any(path.rglob("*.parquet")):
-        raise DataError(f"the lake directory {path} contains no .parquet files")
+        raise DataError("the lake directory contains no .parquet files")
     try:
         frame = pd.read_parquet(path)
     except (OSError, ValueError) as exc:
-        raise DataError(f"{path} could not be read as Parquet: {exc}") from exc
+        # pyarrow's message names the server's file paths; the type says enough.
+        raise DataError(
+            f"{'the lake' if lake else 'the Parquet data'} could not be read as Parquet "
+            f"({type(exc).__name__})"
+        ) from exc
     # Only the rating columns are kept; a lake row also carries event type, session, etc.
     return frame[[c for c in cols if c and c in frame.columns]] if lake else frame
 
@@ -330,7 +355,7 @@ def _ratings(column: pd.Series, low: float, high: float, source: str) -> np.ndar
     if bad_text.any():
         row = int(np.flatnonzero(bad_text)[0])
         raise DataError(
-            f"rating {column.iloc[row]!r} at row {row + 1} of {source} is not a number "
+            f"the rating at row {row + 1} of {source} is not a number "
             f"({int(bad_text.sum())} such rows)"
         )
     if was_missing.any():
@@ -342,12 +367,12 @@ def _ratings(column: pd.Series, low: float, high: float, source: str) -> np.ndar
     infinite = ~np.isfinite(values)
     if infinite.any():
         row = int(np.flatnonzero(infinite)[0])
-        raise DataError(f"rating {values[row]} at row {row + 1} of {source} is not finite")
+        raise DataError(f"the rating at row {row + 1} of {source} is not finite")
     outside = (values < low) | (values > high)
     if outside.any():
         row = int(np.flatnonzero(outside)[0])
         raise DataError(
-            f"rating {values[row]:g} at row {row + 1} of {source} is outside the declared scale "
+            f"the rating at row {row + 1} of {source} is outside the declared scale "
             f"{low:g}-{high:g} ({int(outside.sum())} such rows); fix the data or declare the scale"
         )
     return values
@@ -367,8 +392,7 @@ def _timestamps(column: pd.Series, source: str) -> np.ndarray:
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
         raise DataError(
-            f"timestamp {column.iloc[row]!r} at row {row + 1} of {source} is not a number of "
-            "seconds since 1970"
+            f"the timestamp at row {row + 1} of {source} is not a number of seconds since 1970"
         )
     return values.astype(np.int64)
 

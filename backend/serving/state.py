@@ -21,11 +21,13 @@ import numpy as np
 import numpy.typing as npt
 
 from backend.db.session import session_scope
+from backend.errors import ConflictError, NotFoundError
 from backend.recsys.artifacts import load_artifact
 from backend.recsys.model import FactorModel
 from backend.recsys.similar import SimilarityIndex, similarity_index
 from backend.recsys.topn import CategoryIndex, IdIndex
 from backend.registry import repository as repo
+from backend.registry.service import load_failure
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +94,9 @@ class ModelHolder:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.last_error: str | None = None
+        # The active version when it cannot be loaded: (model id, version, what to do). Serving
+        # goes on with the previous version, if any; readiness reports it.
+        self.failed: tuple[int, str, str] | None = None
         self._cache: dict[str, ServingModel] = {}
 
     @property
@@ -109,6 +114,7 @@ class ModelHolder:
                 return False
             if pointer is None:
                 self._current = None
+                self.failed = None
                 return False
             model_id, version, path = pointer
             cur = self._current
@@ -118,10 +124,22 @@ class ModelHolder:
             try:
                 new = load_serving_model(model_id, version, Path(path))
             except Exception as exc:
-                self.last_error = f"cannot load model {version}: {exc}"
-                log.error("%s; still serving %s", self.last_error, cur and cur.version)
+                message = (
+                    f"{load_failure(version, path, exc)}; activate another version "
+                    "(POST /api/v1/models/{id}/activate) or retrain it"
+                )
+                if self.failed is None or self.failed[0] != model_id:  # log once per version
+                    log.error(
+                        "cannot load the active model %s: %r; still serving %s",
+                        version,
+                        exc,
+                        cur and cur.version,
+                    )
+                self.failed = (model_id, version, message)
+                self.last_error = message
                 return False
             self._current = new
+            self.failed = None
             self.last_error = None
             log.info("serving model %s (loaded in %.3fs)", version, time.perf_counter() - t0)
             return True
@@ -134,14 +152,21 @@ class ModelHolder:
         hit = self._cache.get(version)
         if hit is not None:
             return hit
-        from backend.errors import NotFoundError
-
         with session_scope(self._url) as s:
             row = repo.by_version(s, version)
             if row is None:
-                raise NotFoundError(f"model version {version!r} not found")
-            model_id, path = row.id, Path(row.path)
-        sm = load_serving_model(model_id, version, path)
+                raise NotFoundError(
+                    f"model version {version!r} not found; GET /api/v1/models lists the versions"
+                )
+            model_id, path = row.id, row.path
+        try:
+            sm = load_serving_model(model_id, version, Path(path))
+        except Exception as exc:  # the artifact's files, not the request, are at fault
+            log.warning("cannot load model %s for a comparison: %r", version, exc)
+            raise ConflictError(
+                f"{load_failure(version, path, exc)}; compare other versions or retrain it",
+                detail={"model_id": model_id, "version": version},
+            ) from None
         if len(self._cache) >= 4:
             self._cache.pop(next(iter(self._cache)))
         self._cache[version] = sm

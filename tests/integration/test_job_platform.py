@@ -17,7 +17,8 @@ pytestmark = pytest.mark.integration
 
 
 def submit(st: Stack, params: dict[str, Any], kind: str = "echo") -> dict[str, Any]:
-    r = httpx.post(f"{st.api_url}/api/v1/jobs", json={"kind": kind, "params": params}, timeout=10)
+    body = {"kind": kind, "params": params}
+    r = httpx.post(f"{st.api_url}/api/v1/jobs", json=body, headers=st.headers, timeout=10)
     assert r.status_code == 202, r.text
     job: dict[str, Any] = r.json()
     return job
@@ -26,7 +27,9 @@ def submit(st: Stack, params: dict[str, Any], kind: str = "echo") -> dict[str, A
 def poll(st: Stack, job_id: int, until: tuple[str, ...], timeout: float = 60) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while True:
-        job: dict[str, Any] = httpx.get(f"{st.api_url}/api/v1/jobs/{job_id}", timeout=10).json()
+        job: dict[str, Any] = httpx.get(
+            f"{st.api_url}/api/v1/jobs/{job_id}", headers=st.headers, timeout=10
+        ).json()
         if job["state"] in until:
             return job
         if time.monotonic() > deadline:
@@ -64,7 +67,9 @@ def test_failure_is_recorded_with_the_error(stack: Stack) -> None:
 def test_cancel_a_running_job(stack: Stack) -> None:
     job = submit(stack, {"sleep_s": 60})
     poll(stack, job["id"], ("running",))
-    r = httpx.post(f"{stack.api_url}/api/v1/jobs/{job['id']}/cancel", timeout=10)
+    r = httpx.post(
+        f"{stack.api_url}/api/v1/jobs/{job['id']}/cancel", headers=stack.headers, timeout=10
+    )
     assert r.status_code == 200 and r.json()["cancel_requested"] is True
     done = poll(stack, job["id"], ("cancelled", "succeeded", "failed"), timeout=15)
     assert done["state"] == "cancelled" and done["result"] is None
@@ -90,5 +95,7 @@ def test_job_survives_kill_9_of_its_worker_process(stack: Stack) -> None:
     assert done["attempts"] == 2
     assert done["result"]["echo"]["message"] == "survivor"
     assert [s["attempt"] for s in done["stages"]] == [2, 2, 2]
-    listing = httpx.get(f"{stack.api_url}/api/v1/jobs", params={"limit": 200}).json()["items"]
+    listing = httpx.get(
+        f"{stack.api_url}/api/v1/jobs", params={"limit": 200}, headers=stack.headers
+    ).json()["items"]
     assert sum(1 for j in listing if j["id"] == job["id"]) == 1

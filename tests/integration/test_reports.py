@@ -28,7 +28,8 @@ pytestmark = pytest.mark.integration
 
 
 def _get(st: Stack, path: str, **kwargs: Any) -> httpx.Response:
-    return httpx.get(f"{st.api_url}/api/v1/reports{path}", timeout=30, **kwargs)
+    headers = {**st.headers, **kwargs.pop("headers", {})}
+    return httpx.get(f"{st.api_url}/api/v1/reports{path}", timeout=30, headers=headers, **kwargs)
 
 
 def test_report_of_worker_jobs_matches_the_stored_rows(
@@ -42,7 +43,9 @@ def test_report_of_worker_jobs_matches_the_stored_rows(
     assert states == ["succeeded"] * 4 + ["failed"]
 
     filters = {"kind": "echo", "since": since.isoformat()}
-    r = httpx.post(f"{st.api_url}/api/v1/reports/pipeline", json=filters, timeout=30)
+    r = httpx.post(
+        f"{st.api_url}/api/v1/reports/pipeline", json=filters, headers=st.headers, timeout=30
+    )
     assert r.status_code == 202, r.text
     done = poll(st, r.json()["id"], ("succeeded", "failed"))
     assert done["state"] == "succeeded", done
@@ -85,11 +88,13 @@ def test_html_page_renders_its_charts_in_chromium(
     jobs = [submit(st, {"sleep_s": 0.05 * (1 + i % 3), "stages": 3}) for i in range(6)]
     for j in jobs:
         assert poll(st, j["id"], ("succeeded", "failed"))["state"] == "succeeded"
-    url = httpx.URL(
-        f"{st.api_url}/api/v1/reports/pipeline.html",
-        params={"kind": "echo", "since": since.isoformat()},
-    )
-    png, dom = browse(str(url), tmp_path)
+    # The page is fetched with the stack's key (a browser cannot send one from the command
+    # line) and rendered from a file: it is self-contained, inline SVG and CSS.
+    r = _get(st, "/pipeline.html", params={"kind": "echo", "since": since.isoformat()})
+    assert r.status_code == 200, r.text
+    page = tmp_path / "pipeline.html"
+    page.write_text(r.text, encoding="utf-8")
+    png, dom = browse(page.as_uri(), tmp_path)
     assert dom.count('data-chart="stacked"') == 1 and dom.count('data-chart="box"') == 1
     assert dom.count('class="seg"') == 18 and dom.count('class="box"') == 3
     assert coloured_pixels(png) > 10_000

@@ -9,11 +9,18 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from backend.abtest import plan_sample_size
-from backend.api.deps import ApiKeyDep, CeleryDep, SessionDep, SettingsDep
+from backend.api.deps import CeleryDep, SessionDep, SettingsDep
+from backend.api.params import IdPath
+from backend.api.responses import errors
+from backend.config import Settings
 from backend.errors import InvalidInputError, NotFoundError
 from backend.experiments import repository
+from backend.experiments.schemas import (
+    AnalysisOut,
+    ExperimentListOut,
+    SampleSizeOut,
+)
 from backend.jobs import service
-from backend.jobs.kinds.abtest import AbTestParams
 from backend.jobs.schemas import JobOut
 
 router = APIRouter(prefix="/experiments", tags=["experiments"])
@@ -24,7 +31,7 @@ ExperimentName = Annotated[
 
 
 class AnalyzeRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     unit: str = Field(default="user", description="user (default) or impression")
     control: str | None = None
@@ -38,13 +45,19 @@ class AnalyzeRequest(BaseModel):
     seed: int | None = 0
 
 
-def _submit(session: Any, celery: Any, response: Response, params: dict[str, Any]) -> JobOut:
-    job, _ = service.submit(session, celery, "abtest", params, None)
+def _submit(
+    session: Any,
+    celery: Any,
+    response: Response,
+    params: dict[str, Any],
+    settings: Settings | None = None,
+) -> JobOut:
+    job, _ = service.submit(session, celery, "abtest", params, None, settings=settings)
     response.headers["Location"] = f"/api/v1/jobs/{job.id}"
     return service.to_out(job)
 
 
-@router.get("/sample-size")
+@router.get("/sample-size", response_model=SampleSizeOut)
 def sample_size(
     baseline_ctr: Annotated[float, Query(gt=0, lt=1, description="control CTR, e.g. 0.05")],
     mde_abs: Annotated[float | None, Query(gt=0, lt=1, description="absolute lift")] = None,
@@ -57,19 +70,25 @@ def sample_size(
     """Units per variant needed to detect a lift (give mde_abs or mde_rel)."""
     if (mde_abs is None) == (mde_rel is None):
         raise InvalidInputError("give exactly one of mde_abs (e.g. 0.005) or mde_rel (e.g. 0.1)")
-    plan = plan_sample_size(
-        baseline_ctr,
-        mde_abs=mde_abs,
-        mde_rel=mde_rel,
-        alpha=alpha,
-        power=power,
-        ratio=ratio,
-        n_variants=n_variants,
-    )
+    try:
+        plan = plan_sample_size(
+            baseline_ctr,
+            mde_abs=mde_abs,
+            mde_rel=mde_rel,
+            alpha=alpha,
+            power=power,
+            ratio=ratio,
+            n_variants=n_variants,
+        )
+    except (ZeroDivisionError, OverflowError):  # an effect (or ratio) below float precision
+        raise InvalidInputError(
+            "the effect (or the ratio) is too small to plan for: no finite number of units "
+            "detects it; give a larger mde_abs or mde_rel"
+        ) from None
     return plan.to_dict()
 
 
-@router.get("")
+@router.get("", response_model=ExperimentListOut)
 def list_experiments(session: SessionDep, settings: SettingsDep) -> dict[str, Any]:
     """Experiments seen in the lake or analysed before, with their latest verdict."""
     analysed = {name: (n, last) for name, n, last in repository.summaries(session)}
@@ -102,7 +121,12 @@ def list_experiments(session: SessionDep, settings: SettingsDep) -> dict[str, An
     return {"items": items}
 
 
-@router.post("/{name}/analyze", status_code=202, response_model=JobOut, dependencies=[ApiKeyDep])
+@router.post(
+    "/{name}/analyze",
+    status_code=202,
+    response_model=JobOut,
+    responses=errors(503, s503="the broker is down: the job is marked failed"),
+)
 def analyze_experiment(
     name: ExperimentName,
     response: Response,
@@ -115,7 +139,19 @@ def analyze_experiment(
     return _submit(session, celery, response, params)
 
 
-@router.post("/{name}/upload", status_code=202, response_model=JobOut, dependencies=[ApiKeyDep])
+@router.post(
+    "/{name}/upload",
+    status_code=202,
+    response_model=JobOut,
+    responses=errors(503, s503="the broker is down: the job is marked failed"),
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"text/csv": {"schema": {"type": "string"}}},
+            "description": "the CSV file (UTF-8)",
+        }
+    },
+)
 async def upload_csv(
     name: ExperimentName,
     request: Request,
@@ -134,18 +170,33 @@ async def upload_csv(
         body.decode("utf-8")
     except UnicodeDecodeError:
         raise InvalidInputError("the upload is not UTF-8 text; send a CSV file") from None
-    uploads = settings.data_dir / "uploads"
+    # The server names the file, inside the uploads dir (an allowed root). The job's csv_path is
+    # that path as configured (RECFLOW_DATA_DIR/uploads/...), not resolved, so a relative data
+    # dir does not put the server's working directory into the job's params.
+    uploads = settings.uploads_dir
     uploads.mkdir(parents=True, exist_ok=True)
     path = uploads / f"{name}-{uuid.uuid4().hex}.csv"
     path.write_bytes(body)
-    params = {"experiment": name, "source": "csv", "csv_path": str(path.resolve()), "unit": unit}
+    params: dict[str, Any] = {
+        "experiment": name,
+        "source": "csv",
+        "csv_path": str(path),
+        "unit": unit,
+    }
     if control:
         params["control"] = control
-    AbTestParams.model_validate(params)
-    return _submit(session, celery, response, params)
+    try:
+        return _submit(session, celery, response, params, settings)
+    except InvalidInputError:
+        path.unlink(missing_ok=True)  # refused (e.g. an unknown control): keep no orphan upload
+        raise
 
 
-@router.get("/{name}/analysis")
+@router.get(
+    "/{name}/analysis",
+    response_model=AnalysisOut,
+    responses=errors(404, s404="the experiment has no analysis yet"),
+)
 def get_analysis(
     name: ExperimentName,
     session: SessionDep,
@@ -186,9 +237,15 @@ def get_analysis(
 @router.get(
     "/{name}/analyses/{analysis_id}/chart.png",
     response_class=Response,
-    responses={200: {"content": {"image/png": {}}}},
+    responses={
+        200: {
+            "description": "the chart",
+            "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}},
+        },
+        **errors(404, s404="no such analysis of this experiment, or it has no chart"),
+    },
 )
-def chart(name: ExperimentName, analysis_id: int, session: SessionDep) -> Response:
+def chart(name: ExperimentName, analysis_id: IdPath, session: SessionDep) -> Response:
     """The CTR-per-variant chart (Wilson intervals) of one analysis."""
     row = repository.get(session, analysis_id)
     if row is None or row.experiment != name:

@@ -6,7 +6,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Response
 
-from backend.api.deps import ApiKeyDep, CeleryDep, SessionDep
+from backend.api.deps import CeleryDep, SessionDep, SettingsDep
+from backend.api.params import IdPath, in_db_range
+from backend.api.responses import errors
 from backend.errors import InvalidInputError
 from backend.jobs import repository as repo
 from backend.jobs import service
@@ -25,16 +27,32 @@ IdempotencyKey = Annotated[
 ]
 
 
-@router.post("", status_code=202, response_model=JobOut, dependencies=[ApiKeyDep])
+@router.post(
+    "",
+    status_code=202,
+    response_model=JobOut,
+    responses={
+        200: {"model": JobOut, "description": "a repeated Idempotency-Key: the same job again"},
+        **errors(
+            409,
+            503,
+            s409="the Idempotency-Key was used before with other params",
+            s503="the broker is down: the job is marked failed",
+        ),
+    },
+)
 def submit_job(
     body: JobCreate,
     response: Response,
     session: SessionDep,
     celery: CeleryDep,
+    settings: SettingsDep,
     idempotency_key: IdempotencyKey = None,
 ) -> JobOut:
     """Submit a job; returns 202 with its Location. Poll GET /jobs/{id} until it ends."""
-    job, created = service.submit(session, celery, body.kind, body.params, idempotency_key)
+    job, created = service.submit(
+        session, celery, body.kind, body.params, idempotency_key, settings=settings
+    )
     response.headers["Location"] = f"/api/v1/jobs/{job.id}"
     if not created:
         response.status_code = 200
@@ -64,14 +82,18 @@ def list_jobs(
     if kind is not None and kind not in all_kinds():
         raise InvalidInputError(f"unknown job kind {kind!r}; known kinds: {', '.join(all_kinds())}")
     before = service.decode_cursor(cursor) if cursor else None
+    if before is not None and not in_db_range(before):  # a forged cursor
+        raise InvalidInputError(
+            "cursor is not valid; pass the next_cursor value from the previous page"
+        )
     jobs = repo.page(session, kind=kind, state=state, limit=limit + 1, before_id=before)
     items = [service.to_out(j, with_stages=False) for j in jobs[:limit]]
     next_cursor = service.encode_cursor(jobs[limit - 1].id) if len(jobs) > limit else None
     return JobPage(items=items, next_cursor=next_cursor)
 
 
-@router.get("/{job_id}", response_model=JobOut, responses={404: {"description": "no such job"}})
-def get_job(job_id: int, session: SessionDep) -> JobOut:
+@router.get("/{job_id}", response_model=JobOut, responses=errors(404, s404="no such job"))
+def get_job(job_id: IdPath, session: SessionDep) -> JobOut:
     """One job: state, progress, stages with durations, and the result or error."""
     return service.to_out(service.get_or_404(session, job_id))
 
@@ -79,10 +101,9 @@ def get_job(job_id: int, session: SessionDep) -> JobOut:
 @router.post(
     "/{job_id}/cancel",
     response_model=JobOut,
-    dependencies=[ApiKeyDep],
-    responses={404: {"description": "no such job"}, 409: {"description": "already ended"}},
+    responses=errors(404, 409, s404="no such job", s409="the job has already ended"),
 )
-def cancel_job(job_id: int, session: SessionDep, celery: CeleryDep) -> JobOut:
+def cancel_job(job_id: IdPath, session: SessionDep, celery: CeleryDep) -> JobOut:
     """Cancel a queued job now, or ask a running one to stop at its next checkpoint."""
     service.cancel(session, celery, job_id)
     session.commit()

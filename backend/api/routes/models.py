@@ -6,15 +6,18 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 
-from backend.api.deps import ApiKeyDep, SessionDep
+from backend.api.deps import SessionDep
+from backend.api.params import IdPath, IdQuery
+from backend.api.responses import errors
 from backend.errors import NotFoundError
 from backend.registry import repository as repo
 from backend.registry import service
+from backend.registry.schemas import MetricPage, ModelOut, ModelPage
 
 router = APIRouter(tags=["models"])
 
 
-@router.get("/models")
+@router.get("/models", response_model=ModelPage)
 def list_models(
     session: SessionDep, limit: Annotated[int, Query(ge=1, le=500)] = 50
 ) -> dict[str, Any]:
@@ -22,8 +25,8 @@ def list_models(
     return {"items": [service.to_dict(m) for m in repo.page(session, limit)]}
 
 
-@router.get("/models/{model_id}")
-def get_model(model_id: int, session: SessionDep) -> dict[str, Any]:
+@router.get("/models/{model_id}", response_model=ModelOut, responses=errors(404))
+def get_model(model_id: IdPath, session: SessionDep) -> dict[str, Any]:
     """One model version."""
     m = repo.get(session, model_id)
     if m is None:
@@ -31,8 +34,12 @@ def get_model(model_id: int, session: SessionDep) -> dict[str, Any]:
     return service.to_dict(m)
 
 
-@router.post("/models/{model_id}/activate", dependencies=[ApiKeyDep])
-def activate_model(model_id: int, session: SessionDep, request: Request) -> dict[str, Any]:
+@router.post(
+    "/models/{model_id}/activate",
+    response_model=ModelOut,
+    responses=errors(404, 409, s409="the model's artifact cannot be loaded; the message says why"),
+)
+def activate_model(model_id: IdPath, session: SessionDep, request: Request) -> dict[str, Any]:
     """Make this version the one that serves recommendations (every API process reloads it)."""
     m = service.activate(session, model_id)
     session.commit()
@@ -40,11 +47,11 @@ def activate_model(model_id: int, session: SessionDep, request: Request) -> dict
     return service.to_dict(m)
 
 
-@router.get("/metrics/records")
+@router.get("/metrics/records", response_model=MetricPage)
 def list_metrics(
     session: SessionDep,
-    job_id: int | None = None,
-    model_id: int | None = None,
+    job_id: IdQuery = None,
+    model_id: IdQuery = None,
     name: str | None = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
 ) -> dict[str, Any]:

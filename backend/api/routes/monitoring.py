@@ -14,9 +14,13 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 
 from backend.api.deps import SessionDep, SettingsDep
+from backend.api.params import DB_INT_MAX
+from backend.api.responses import errors
+from backend.api.shutdown import Shutdown
 from backend.errors import InvalidInputError, UnavailableError
 from backend.monitoring import prometheus
 from backend.monitoring.alert_store import alert_to_dict, recent_alerts
+from backend.monitoring.schemas import AlertPage, StatusOut, SummaryOut
 from backend.monitoring.snapshots import SnapshotStore, store_for
 from backend.streaming.events import now_ms
 
@@ -55,13 +59,18 @@ async def _latest(request: Request) -> dict[str, Any] | None:
     try:
         return await asyncio.to_thread(store.get)
     except Exception as exc:
+        log.warning("cannot read the monitor snapshot store: %s", exc)
         raise UnavailableError(
-            f"cannot read the monitor snapshot store ({type(exc).__name__}: {exc}); "
+            f"cannot read the monitor snapshot store ({type(exc).__name__}); "
             "check RECFLOW_REDIS_URL or the database"
         ) from exc
 
 
-@router.get("/summary", responses={503: {"description": "no snapshot from the monitor yet"}})
+@router.get(
+    "/summary",
+    response_model=SummaryOut,
+    responses=errors(422, 503, s503="no snapshot from the monitor yet, or its store is down"),
+)
 async def summary(
     request: Request, window: Annotated[Window, Query(description="window span")] = "1m"
 ) -> dict[str, Any]:
@@ -86,10 +95,22 @@ async def summary(
     }
 
 
-@router.get("/status", responses={503: {"description": "the monitor is not ready"}})
+@router.get(
+    "/status",
+    response_model=StatusOut,
+    responses={
+        503: {
+            "model": StatusOut,
+            "description": "the monitor is not ready (reason says why), or its store is down",
+        }
+    },
+)
 async def status(request: Request) -> JSONResponse:
     """Readiness of the monitor: 200 when its snapshot is fresh and it consumes; 503 says why."""
-    snap = await _latest(request)
+    try:
+        snap = await _latest(request)
+    except UnavailableError as exc:  # the store is down: the same answer shape, with the reason
+        return JSONResponse({"ready": False, "reason": exc.message}, status_code=503)
     if snap is None:
         return JSONResponse({"ready": False, "reason": NO_SNAPSHOT}, status_code=503)
     fresh = freshness(snap, now_ms())
@@ -106,7 +127,16 @@ async def status(request: Request) -> JSONResponse:
     return JSONResponse(body, status_code=200 if reason is None else 503)
 
 
-@router.get("/stream", response_class=StreamingResponse)
+@router.get(
+    "/stream",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "description": "server-sent events: snapshot, waiting and end",
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        }
+    },
+)
 async def stream(
     request: Request,
     max_s: Annotated[float, Query(gt=0, le=86_400, description="close after this long")] = 3600,
@@ -114,30 +144,39 @@ async def stream(
 ) -> StreamingResponse:
     """Server-sent events: the latest snapshot every interval_s (``event: waiting`` without one).
 
-    The stream ends with ``event: end`` after ``max_s`` seconds; browsers reconnect after 5 s.
+    The stream ends with ``event: end`` after ``max_s`` seconds, or at once when the server is
+    stopping; browsers reconnect after 5 s.
     """
     store = get_store(request)
+    shutdown: Shutdown = request.app.state.shutdown
 
     async def events() -> AsyncIterator[bytes]:
         deadline = time.monotonic() + max_s
         yield b"retry: 5000\n\n"
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and not shutdown.stopping:
             if await request.is_disconnected():
                 return
             try:
-                snap = await asyncio.to_thread(store.get)
+                stopped, snap = await shutdown.unless_stopping(asyncio.to_thread(store.get))
             except Exception as exc:
-                body = {"status": "store_error", "error": f"{type(exc).__name__}: {exc}"}
+                log.warning("cannot read the monitor snapshot store: %s", exc)
+                body = {"status": "store_error", "error": type(exc).__name__}
                 yield b"event: waiting\ndata: " + orjson.dumps(body) + b"\n\n"
             else:
+                if stopped:
+                    break
                 if snap is None:
                     body = {"status": "no_snapshot", "error": NO_SNAPSHOT}
                     yield b"event: waiting\ndata: " + orjson.dumps(body) + b"\n\n"
                 else:
                     snap = {**snap, **freshness(snap, now_ms())}
                     yield b"event: snapshot\ndata: " + orjson.dumps(snap) + b"\n\n"
-            await asyncio.sleep(min(interval_s, max(0.0, deadline - time.monotonic())))
-        yield b'event: end\ndata: {"status": "max_s reached"}\n\n'
+            if await shutdown.sleep(min(interval_s, max(0.0, deadline - time.monotonic()))):
+                break
+        if shutdown.stopping:
+            yield b'event: end\ndata: {"status": "server shutting down"}\n\n'
+        else:
+            yield b'event: end\ndata: {"status": "max_s reached"}\n\n'
 
     return StreamingResponse(
         events(),
@@ -146,11 +185,13 @@ async def stream(
     )
 
 
-@router.get("/alerts")
+@router.get("/alerts", response_model=AlertPage)
 def alerts(
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    before_id: Annotated[int | None, Query(ge=1, description="page: ids below this")] = None,
+    before_id: Annotated[
+        int | None, Query(ge=1, le=DB_INT_MAX, description="page: ids below this")
+    ] = None,
     open_only: bool = False,
 ) -> dict[str, Any]:
     """Alerts newest first; pass next_before_id back as before_id for the next page."""
@@ -160,7 +201,16 @@ def alerts(
     return {"items": items, "next_before_id": items[-1]["id"] if more else None}
 
 
-@root_router.get("/metrics", response_class=Response)
+@root_router.get(
+    "/metrics",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "Prometheus text exposition format",
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+        }
+    },
+)
 async def metrics(request: Request, settings: SettingsDep) -> Response:
     """Prometheus metrics: requests, job counts by state, the monitor's lag, rates and CTR."""
     try:

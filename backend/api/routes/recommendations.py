@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import Annotated, Any
 
@@ -10,13 +11,21 @@ import numpy.typing as npt
 from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from backend.api.responses import FastJSON
+from backend.api.responses import FastJSON, errors
 from backend.errors import InvalidInputError, NotFoundError, UnavailableError
 from backend.recsys.errors import DataError
 from backend.recsys.foldin import fold_in, recommend_folded
 from backend.recsys.scenarios import compare_scenarios
 from backend.recsys.similar import similar_items
 from backend.recsys.topn import TopN, popular, recommend
+from backend.serving.schemas import (
+    BatchOut,
+    CompareOut,
+    HistoryOut,
+    RecommendationsOut,
+    SimilarOut,
+    WhatIfOut,
+)
 from backend.serving.state import ModelHolder, ServingModel
 
 router = APIRouter(tags=["recommendations"])
@@ -26,6 +35,9 @@ ID_RULE = "1-64 characters of [A-Za-z0-9_-]"
 UserId = Annotated[str, Path(pattern=ID_PATTERN, description=f"user id, {ID_RULE}")]
 ItemId = Annotated[str, Path(pattern=ID_PATTERN, description=f"item id, {ID_RULE}")]
 N = Annotated[int, Query(ge=1, le=1000, description="list length, 1-1000")]
+SERVING_ERRORS = errors(
+    503, s503="no active model yet, or it cannot be loaded; the message says what to do"
+)
 
 
 def _holder(request: Request) -> ModelHolder:
@@ -34,8 +46,12 @@ def _holder(request: Request) -> ModelHolder:
 
 
 def _serving(request: Request) -> ServingModel:
-    sm = _holder(request).current
+    holder = _holder(request)
+    sm = holder.current
     if sm is None:
+        if holder.failed is not None:
+            model_id, version, message = holder.failed
+            raise UnavailableError(message, detail={"model_id": model_id, "version": version})
         raise UnavailableError(
             "no active model yet: train one (POST /api/v1/jobs with kind=train, or "
             "`recflow train`) or activate one (POST /api/v1/models/{id}/activate)"
@@ -170,6 +186,7 @@ def _bool_query(request: Request, name: str, default: bool) -> bool:
 @router.get(
     "/users/{user_id}/recommendations",
     response_class=FastJSON,
+    responses={200: {"model": RecommendationsOut}, **SERVING_ERRORS},
     openapi_extra={"parameters": _QUERY_DOCS},
 )
 async def user_recommendations(request: Request, user_id: str) -> FastJSON:
@@ -195,7 +212,7 @@ async def user_recommendations(request: Request, user_id: str) -> FastJSON:
 
 
 class BatchRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     users: list[Annotated[str, Field(pattern=ID_PATTERN)]] = Field(min_length=1, max_length=1000)
     n: int = Field(default=10, ge=1, le=1000)
@@ -204,7 +221,11 @@ class BatchRequest(BaseModel):
     category: list[str] | None = None
 
 
-@router.post("/recommendations/batch", response_class=FastJSON)
+@router.post(
+    "/recommendations/batch",
+    response_class=FastJSON,
+    responses={200: {"model": BatchOut}, **SERVING_ERRORS},
+)
 async def batch_recommendations(request: Request, body: BatchRequest) -> FastJSON:
     """Top-N for up to 1,000 users in one call."""
     sm = _serving(request)
@@ -215,7 +236,15 @@ async def batch_recommendations(request: Request, body: BatchRequest) -> FastJSO
     return FastJSON({"model_version": sm.version, "results": results})
 
 
-@router.get("/items/{item_id}/similar", response_class=FastJSON)
+@router.get(
+    "/items/{item_id}/similar",
+    response_class=FastJSON,
+    responses={
+        200: {"model": SimilarOut},
+        **SERVING_ERRORS,
+        **errors(404, s404="the item is not in the active model's catalogue"),
+    },
+)
 async def similar(request: Request, item_id: ItemId, n: N = 10) -> FastJSON:
     """Items most similar to this one (cosine similarity of the item factors)."""
     sm = _serving(request)
@@ -226,7 +255,15 @@ async def similar(request: Request, item_id: ItemId, n: N = 10) -> FastJSON:
     return FastJSON({"item": item_id, "model_version": sm.version, "items": _items(sm, top)})
 
 
-@router.get("/users/{user_id}/history", response_class=FastJSON)
+@router.get(
+    "/users/{user_id}/history",
+    response_class=FastJSON,
+    responses={
+        200: {"model": HistoryOut},
+        **SERVING_ERRORS,
+        **errors(404, s404="the user has no history in the active model"),
+    },
+)
 async def history(request: Request, user_id: UserId) -> FastJSON:
     """Items the user rated in the data the active model was trained on."""
     sm = _serving(request)
@@ -246,7 +283,7 @@ async def history(request: Request, user_id: UserId) -> FastJSON:
 
 
 class WhatIfRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     ratings: dict[str, float] = Field(
         min_length=1, max_length=1000, description="hypothetical ratings: item id -> rating"
@@ -256,7 +293,11 @@ class WhatIfRequest(BaseModel):
     category: list[str] | None = None
 
 
-@router.post("/users/{user_id}/what-if", response_class=FastJSON)
+@router.post(
+    "/users/{user_id}/what-if",
+    response_class=FastJSON,
+    responses={200: {"model": WhatIfOut}, **SERVING_ERRORS},
+)
 async def what_if(request: Request, user_id: UserId, body: WhatIfRequest) -> FastJSON:
     """What this user would see after these ratings: fold-in by ridge regression, no retraining."""
     sm = _serving(request)
@@ -279,18 +320,32 @@ async def what_if(request: Request, user_id: UserId, body: WhatIfRequest) -> Fas
 
 
 class CompareRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     user: Annotated[str, Field(pattern=ID_PATTERN)]
     versions: list[str] = Field(min_length=1, max_length=4)
     n: int = Field(default=10, ge=1, le=1000)
 
 
-@router.post("/scenarios/compare", response_class=FastJSON)
+@router.post(
+    "/scenarios/compare",
+    response_class=FastJSON,
+    responses={
+        200: {"model": CompareOut},
+        **errors(
+            404,
+            409,
+            s404="an unknown model version, or a user no version knows",
+            s409="a version's artifact cannot be loaded; the message says what to do",
+        ),
+    },
+)
 async def compare(request: Request, body: CompareRequest) -> FastJSON:
     """The user's top-N under several model versions side by side, with their overlap."""
     holder = _holder(request)
-    models = {v: holder.by_version(v).model for v in body.versions}
+    # A version not in memory is read from SQL and loaded from disk: off the event loop, so the
+    # serving routes do not wait behind it.
+    models = {v: (await asyncio.to_thread(holder.by_version, v)).model for v in body.versions}
     try:
         result = compare_scenarios(models, body.user, body.n)
     except DataError as exc:

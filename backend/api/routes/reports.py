@@ -9,24 +9,37 @@ from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy.orm import Session
 
-from backend.api.deps import ApiKeyDep, CeleryDep, SessionDep
+from backend.api.deps import CeleryDep, SessionDep
+from backend.api.params import DB_INT_MAX, in_db_range
+from backend.api.responses import errors
 from backend.errors import AppError, InvalidInputError, NotFoundError
 from backend.jobs import service as jobs
 from backend.jobs.schemas import JobOut
 from backend.reports import repository
-from backend.reports.params import ReportState, parse_params
+from backend.reports.params import MAX_LAST, ReportState, parse_params
 from backend.reports.render import error_html, to_csv, to_html
+from backend.reports.schemas import PipelineReportOut, ReportListOut
 from backend.reports.service import build_report
 
 router = APIRouter(prefix="/reports", tags=["reports"])
 
+HTML_PAGE = {"text/html": {"schema": {"type": "string"}}}
+
 Kind = Annotated[str | None, Query(description="only this job kind")]
 Since = Annotated[str | None, Query(description="runs started at or after (ISO 8601)")]
 Until = Annotated[str | None, Query(description="runs started before (ISO 8601)")]
-Last = Annotated[int | None, Query(description="the N most recent runs of each kind (1-10000)")]
+Last = Annotated[
+    int | None,
+    Query(ge=1, le=MAX_LAST, description=f"the N most recent runs of each kind (1-{MAX_LAST})"),
+]
 State = Annotated[str | None, Query(description="succeeded (default), failed, cancelled, any")]
-Recent = Annotated[int | None, Query(description="regression window: the last M runs (1-1000)")]
-Factor = Annotated[float | None, Query(description="regression threshold (default 1.5)")]
+Recent = Annotated[
+    int | None, Query(ge=1, le=1000, description="regression window: the last M runs (1-1000)")
+]
+Factor = Annotated[
+    float | None,
+    Query(gt=1.0, le=100.0, description="regression threshold, above 1 and at most 100 (1.5)"),
+]
 ReportId = Annotated[
     str | None, Query(description="a stored report's id, or 'latest', instead of the filters")
 ]
@@ -35,7 +48,7 @@ ReportId = Annotated[
 class ReportRequest(BaseModel):
     """The body of POST /reports/pipeline: the same filters as the GET query."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     kind: str | None = None
     since: str | None = None
@@ -65,8 +78,11 @@ def _resolve(
                 "no stored report yet; POST /api/v1/reports/pipeline (or submit a 'report' job)"
             )
     else:
-        if not report_id.isdigit():
-            raise InvalidInputError(f"report_id must be a number or 'latest'; got {report_id!r}")
+        if not (report_id.isascii() and report_id.isdigit() and in_db_range(int(report_id))):
+            raise InvalidInputError(
+                f"report_id must be a number or 'latest' (ids run 1-{DB_INT_MAX}); "
+                f"got {report_id[:40]!r}"
+            )
         row = repository.get(session, int(report_id))
         if row is None:
             raise NotFoundError(f"report {report_id} not found; GET /api/v1/reports lists them")
@@ -90,7 +106,11 @@ def _raw(
 
 @router.get(
     "/pipeline",
-    responses={200: {"content": {"application/json": {}, "text/csv": {}}}},
+    response_model=PipelineReportOut,
+    responses={
+        200: {"content": {"text/csv": {"schema": {"type": "string"}}}},
+        **errors(404, s404="no such stored report"),
+    },
 )
 def pipeline_report(
     request: Request,
@@ -122,7 +142,14 @@ TextRecent = Annotated[str | None, Query(description="regression window: the las
 TextFactor = Annotated[str | None, Query(description="regression threshold (default 1.5)")]
 
 
-@router.get("/pipeline.html", response_class=HTMLResponse)
+@router.get(
+    "/pipeline.html",
+    response_class=HTMLResponse,
+    responses={
+        404: {"description": "no such stored report (an HTML page)", "content": HTML_PAGE},
+        422: {"description": "invalid filters (an HTML page saying which)", "content": HTML_PAGE},
+    },
+)
 def pipeline_report_html(
     session: SessionDep,
     kind: Kind = None,
@@ -147,7 +174,12 @@ def pipeline_report_html(
     return HTMLResponse(to_html(report, report_id=stored_id))
 
 
-@router.post("/pipeline", status_code=202, response_model=JobOut, dependencies=[ApiKeyDep])
+@router.post(
+    "/pipeline",
+    status_code=202,
+    response_model=JobOut,
+    responses=errors(503, s503="the broker is down: the job is marked failed"),
+)
 def submit_report(
     response: Response, session: SessionDep, celery: CeleryDep, body: ReportRequest | None = None
 ) -> JobOut:
@@ -159,7 +191,7 @@ def submit_report(
     return jobs.to_out(job)
 
 
-@router.get("")
+@router.get("", response_model=ReportListOut)
 def list_reports(
     session: SessionDep, limit: Annotated[int, Query(ge=1, le=200)] = 20
 ) -> dict[str, Any]:

@@ -4,25 +4,34 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from backend.abtest import analyze, counts_from_csv, counts_from_events
+from backend.abtest.inputs import csv_variants
+from backend.config import Settings
 from backend.db.session import session_scope
 from backend.experiments import repository
 from backend.jobs.context import JobContext
 from backend.jobs.kinds import JobKind, register
+from backend.jobs.kinds.params import JobParams, confined, context_settings, custom_error
+from backend.paths import PathNotAllowedError, confine
 
 EXPERIMENT_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
+# Up to this size a CSV's variant column is read at submit time to check the control variant;
+# a larger file is checked by the worker (reading it in the request would hold the API).
+CONTROL_CHECK_MAX_BYTES = 32 * 2**20
+
+Positive = Annotated[float, Field(gt=0)]
 
 
-class AbTestParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class AbTestParams(JobParams):
     experiment: str = Field(description="experiment name (1-128 of [A-Za-z0-9_.-])")
     source: Literal["lake", "csv"] = Field(default="lake", description="where the events are")
-    csv_path: str | None = Field(default=None, description="CSV file when source=csv")
+    csv_path: str | None = Field(
+        default=None, description="CSV file when source=csv, inside the allowed roots"
+    )
     unit: Literal["user", "impression"] = Field(
         default="user", description="unit of analysis; per impression inflates significance"
     )
@@ -31,14 +40,16 @@ class AbTestParams(BaseModel):
     )
     alpha: float = Field(default=0.05, gt=0, lt=0.5)
     power: float = Field(default=0.8, gt=0, lt=1)
-    expected_split: dict[str, float] | None = Field(
+    expected_split: dict[str, Positive] | None = Field(
         default=None, description="configured traffic weights per variant, for the SRM check"
     )
     yates: bool = False
     fisher: bool = False
-    prior: tuple[float, float] = Field(default=(1.0, 1.0), description="Beta prior (a, b)")
+    prior: tuple[Positive, Positive] = Field(
+        default=(1.0, 1.0), description="Beta prior (a, b), both > 0"
+    )
     mc_samples: int = Field(default=0, ge=0, le=10_000_000)
-    seed: int | None = 0
+    seed: int | None = Field(default=0, ge=0)
     chart: bool = True
 
     @field_validator("experiment")
@@ -48,6 +59,47 @@ class AbTestParams(BaseModel):
             raise ValueError("experiment must be 1-128 characters of [A-Za-z0-9_.-]")
         return v
 
+    @field_validator("csv_path")
+    @classmethod
+    def _confined(cls, v: str | None, info: ValidationInfo) -> str | None:
+        return None if v is None else confined(v, info, kind="file")
+
+    @field_validator("control")
+    @classmethod
+    def _known_control(cls, v: str | None, info: ValidationInfo) -> str | None:
+        # Known at submit time for a CSV (csv_path comes first and has passed its checks); the
+        # lake's variants are known only when the worker reads it.
+        settings = context_settings(info)
+        csv_path = info.data.get("csv_path")
+        if v is None or settings is None or not csv_path or info.data.get("source") != "csv":
+            return v
+        try:
+            path = confine(csv_path, settings, field="csv_path")
+            size = path.stat().st_size
+        except (PathNotAllowedError, OSError):
+            return v  # changed since csv_path was checked; the worker reports it
+        if size > CONTROL_CHECK_MAX_BYTES:
+            return v  # the worker checks it
+        variants = csv_variants(path)
+        if variants is not None and v not in variants:
+            raise custom_error(
+                "unknown_control",
+                f"control variant {v!r} is not in the CSV's variant column (it has "
+                f"{len(variants)} variant(s)); give one of the file's variants",
+            )
+        return v
+
+    @field_validator("power")
+    @classmethod
+    def _power_above_alpha(cls, v: float, info: ValidationInfo) -> float:
+        alpha = info.data.get("alpha")
+        if alpha is not None and not alpha < v:
+            raise ValueError(
+                f"power ({v:g}) must be above alpha ({alpha:g}): a test has power alpha "
+                "against no effect at all"
+            )
+        return v
+
     @model_validator(mode="after")
     def _csv_needs_path(self) -> AbTestParams:
         if self.source == "csv" and not self.csv_path:
@@ -55,6 +107,10 @@ class AbTestParams(BaseModel):
         if self.source == "lake" and self.csv_path:
             raise ValueError("csv_path is only for source=csv")
         return self
+
+    def csv_file(self, settings: Settings) -> Path:
+        """The resolved CSV file, checked again right before it is read."""
+        return confine(self.csv_path or "", settings, field="csv_path")
 
 
 def choose_control(variants: list[str], control: str | None) -> str:
@@ -66,7 +122,7 @@ def choose_control(variants: list[str], control: str | None) -> str:
 def run(ctx: JobContext, params: AbTestParams) -> dict[str, Any]:
     with ctx.stage("load") as st:
         if params.source == "csv":
-            counts = counts_from_csv(Path(params.csv_path or ""), unit=params.unit)
+            counts = counts_from_csv(params.csv_file(ctx.settings), unit=params.unit)
             st.rows_out = len(counts)
         else:
             from backend.pipeline.lake import read_experiment_events

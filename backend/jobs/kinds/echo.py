@@ -5,19 +5,26 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field, ValidationInfo, field_validator
 
 from backend.jobs.context import JobContext
 from backend.jobs.kinds import JobKind, register
+from backend.jobs.kinds.params import JobParams, at_most
 
 
-class EchoParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class EchoParams(JobParams):
     message: str = Field(default="hello", max_length=10_000)
-    sleep_s: float = Field(default=0.0, ge=0, le=3600, description="seconds to sleep")
+    sleep_s: float = Field(
+        default=0.0, ge=0, description="seconds to sleep, at most RECFLOW_MAX_ECHO_SLEEP_S (60)"
+    )
     stages: int = Field(default=1, ge=1, le=100, description="how many timed stages to record")
     fail: bool = Field(default=False, description="raise an error, to test failure paths")
+
+    @field_validator("sleep_s")
+    @classmethod
+    def _sleep_ceiling(cls, v: float, info: ValidationInfo) -> float:
+        at_most(v, info, "max_echo_sleep_s")
+        return v
 
 
 def run(ctx: JobContext, params: EchoParams) -> dict[str, Any]:

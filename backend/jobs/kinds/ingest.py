@@ -15,23 +15,27 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from backend.config import Settings
 from backend.jobs.context import JobCancelled, JobContext
 from backend.jobs.kinds import JobKind, register
+from backend.jobs.kinds.params import JobParams, confined, context_settings, custom_error
+from backend.paths import confine
 from backend.pipeline.ingest import IngestOptions, run_ingest
 from backend.pipeline.sources import DirSource, EventSource, KafkaSource
 from backend.pipeline.spark import SparkOptions, build_spark
 
 
-class IngestParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class IngestParams(JobParams):
     source: Literal["auto", "kafka", "dir"] = Field(
         default="auto", description="auto: Kafka when configured, else the landing directory"
     )
-    path: str | None = Field(default=None, description="dir source (default: the landing dir)")
+    path: str | None = Field(
+        default=None,
+        description="dir source (default: the landing dir); a folder inside the allowed roots, "
+        "created when missing",
+    )
     topic: str | None = Field(
         default=None, description="Kafka topic (default: RECFLOW_KAFKA_TOPIC)"
     )
@@ -43,6 +47,23 @@ class IngestParams(BaseModel):
     dedupe_watermark_s: int = Field(default=3600, ge=1)
     repartition_by_date: bool | None = None
     cache_batches: bool | None = None
+
+    @field_validator("path")
+    @classmethod
+    def _confined(cls, v: str | None, info: ValidationInfo) -> str | None:
+        # A landing folder may not exist yet (the source creates it), but it must be a folder.
+        return None if v is None else confined(v, info, kind="dir", must_exist=False)
+
+    @model_validator(mode="after")
+    def _kafka_configured(self, info: ValidationInfo) -> IngestParams:
+        settings = context_settings(info)
+        if settings is None:
+            return self
+        if self.source == "kafka" and not settings.kafka_bootstrap_servers:
+            raise custom_error(
+                "service_not_configured", "source=kafka needs RECFLOW_KAFKA_BOOTSTRAP_SERVERS"
+            )
+        return self
 
 
 def source_for(p: IngestParams, settings: Settings) -> EventSource:
@@ -59,7 +80,10 @@ def source_for(p: IngestParams, settings: Settings) -> EventSource:
             or settings.spark_max_offsets_per_trigger,
         )
     return DirSource(
-        path=Path(p.path) if p.path else settings.landing_dir,
+        # Checked again right before use: the folder may have been replaced by a link.
+        path=confine(p.path, settings, field="path", kind="dir", must_exist=False)
+        if p.path
+        else settings.landing_dir,
         max_files_per_trigger=p.max_files_per_trigger,
     )
 
@@ -146,7 +170,7 @@ def run(ctx: JobContext, p: IngestParams) -> dict[str, Any]:
             timer.cancel()
     out = result.to_dict()
     out["mode"] = "follow" if p.follow else "available_now"
-    out["lake"] = str(settings.lake_dir)
+    out["lake"] = str(settings.lake_dir.relative_to(settings.data_dir))  # in the data dir
     return out
 
 

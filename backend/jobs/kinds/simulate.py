@@ -11,11 +11,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, ValidationInfo, model_validator
 
 from backend.db.session import session_scope
 from backend.jobs.context import JobContext
 from backend.jobs.kinds import JobKind, register
+from backend.jobs.kinds.params import JobParams, context_settings, custom_error
+from backend.jobs.kinds.train import ModelVersion
 from backend.recsys.artifacts import load_artifact
 from backend.recsys.foldin import fold_in, recommend_folded
 from backend.recsys.model import FactorModel
@@ -25,12 +27,14 @@ from backend.recsys.topn import id_index
 from backend.registry import repository as repo
 
 
-class SimulateParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class SimulateParams(JobParams):
     mode: Literal["precompute", "compare", "what_if"] = "precompute"
-    version: str | None = Field(default=None, description="model version (default: the active)")
-    versions: list[str] = Field(default_factory=list, max_length=8, description="for compare")
+    version: ModelVersion | None = Field(
+        default=None, description="model version (default: the active)"
+    )
+    versions: list[ModelVersion] = Field(
+        default_factory=list, max_length=8, description="for compare"
+    )
     user: str | None = Field(default=None, description="for compare and what_if")
     ratings: dict[str, float] = Field(default_factory=dict, description="for what_if")
     reg: float = Field(default=5.0, ge=0)
@@ -39,11 +43,14 @@ class SimulateParams(BaseModel):
     memory_budget_mb: int = Field(default=256, ge=8, le=65_536)
 
     @model_validator(mode="after")
-    def _mode_needs(self) -> SimulateParams:
+    def _mode_needs(self, info: ValidationInfo) -> SimulateParams:
         if self.mode == "compare" and (not self.user or len(self.versions) < 2):
             raise ValueError("mode=compare needs user and at least two versions")
         if self.mode == "what_if" and (not self.user or not self.ratings):
             raise ValueError("mode=what_if needs user and ratings {item: rating}")
+        settings = context_settings(info)
+        if self.mode == "precompute" and self.to_redis and settings and not settings.redis_url:
+            raise custom_error("service_not_configured", "to_redis needs RECFLOW_REDIS_URL")
         return self
 
 
@@ -136,7 +143,9 @@ def run(ctx: JobContext, p: SimulateParams) -> dict[str, Any]:
         "version": version,
         "users": res.n_users,
         "rows": res.n_rows,
-        "parquet": str(res.parquet_path) if res.parquet_path else None,
+        "parquet": str(res.parquet_path.resolve().relative_to(ctx.settings.data_dir.resolve()))
+        if res.parquet_path
+        else None,  # relative to the data dir
         "redis_keys": res.redis_keys,
         "blocks": res.n_blocks,
         "block_size": res.block_size,

@@ -8,45 +8,68 @@ only when the new validation RMSE is no worse than the active model's).
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import shutil
 import time
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, Field, ValidationInfo, field_validator
 
 from backend.db.session import session_scope
-from backend.jobs.context import JobContext
+from backend.jobs import repository as jobs_repo
+from backend.jobs.context import AttemptSuperseded, JobContext, TransientJobError
 from backend.jobs.kinds import JobKind, register
+from backend.jobs.kinds.params import JobParams, NJobs, at_most
 from backend.jobs.kinds.sources import AlgoParams, ItemsParams, RatingsParams, load, scaled
 from backend.recsys.algorithms import AlgoSpec, fit
-from backend.recsys.artifacts import save_artifact
+from backend.recsys.artifacts import load_artifact, save_artifact
 from backend.recsys.datasets import load_items
+from backend.recsys.errors import CorruptArtifactError, DataError
 from backend.recsys.validate import cross_validate
 from backend.registry import repository as repo
 from backend.registry import service as registry
 from backend.serving.state import write_items
 
+CLAIMS_DIR = ".claims"
 VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
-class TrainParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+def _check_version(v: str) -> str:
+    if not VERSION.match(v):
+        raise ValueError("version must be 1-64 characters of [A-Za-z0-9._-]")
+    return v
 
+
+# A model version as a param names it (train's new version, simulate's versions to load).
+ModelVersion = Annotated[str, AfterValidator(_check_version)]
+
+
+class TrainParams(JobParams):
     data: RatingsParams = Field(default_factory=RatingsParams)
     model: AlgoParams = Field(default_factory=AlgoParams)
     items: ItemsParams | None = Field(default=None, description="titles and genres to serve")
-    version: str | None = Field(default=None, description="artifact version (default: generated)")
-    validate_k: int = Field(default=0, ge=0, le=10, description="k-fold CV before fitting; 0=off")
-    n_jobs: int = Field(default=1, ge=1, le=64, description="parallel folds")
+    version: ModelVersion | None = Field(
+        default=None, description="artifact version (default: generated)"
+    )
+    validate_k: int = Field(
+        default=0,
+        ge=0,
+        description="k-fold CV before fitting; 0=off, else 2 to RECFLOW_MAX_CV_FOLDS",
+    )
+    n_jobs: NJobs = 1
     seed: int = 0
     activate: Literal["never", "always", "if_better"] = "if_better"
 
-    @field_validator("version")
+    @field_validator("validate_k")
     @classmethod
-    def _version(cls, v: str | None) -> str | None:
-        if v is not None and not VERSION.match(v):
-            raise ValueError("version must be 1-64 characters of [A-Za-z0-9._-]")
+    def _folds(cls, v: int, info: ValidationInfo) -> int:
+        if v == 1:
+            raise ValueError("validate_k must be 0 (no validation) or at least 2 folds")
+        at_most(v, info, "max_cv_folds")
         return v
 
 
@@ -92,48 +115,67 @@ def run(ctx: JobContext, p: TrainParams) -> dict[str, Any]:
         metrics["fit_seconds"] = time.perf_counter() - t0
         st.rows_out = model.n_users + model.n_items
     ctx.check_cancelled()
-    version = p.version or f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}-j{ctx.job_id}"
+    metrics.update(n_users=model.n_users, n_items=model.n_items, n_ratings=ratings.n_ratings)
+    models_dir = ctx.settings.models_dir
+    # The version is fixed per job, so that a retry (after its worker died) finds its own work:
+    # registered already (reuse it), saved but not registered (register it), or half-written.
+    version, owner = _version_of(ctx, p.version, spec.name)
+    earlier = _registered_by_this_job(ctx, version)
+    if earlier is not None:
+        return earlier | {"data": p.data.describe(), "reused": True}
     with ctx.stage("save") as st:
-        metrics.update(n_users=model.n_users, n_items=model.n_items, n_ratings=ratings.n_ratings)
-        path = save_artifact(
-            model,
-            ctx.settings.models_dir,
-            version,
-            metrics=metrics,
-            fingerprint=ratings.fingerprint,
-        )
+        path = models_dir / version
+        saved = _own_artifact(models_dir, version, owner)
+        if saved is not None:
+            metrics = saved  # registered as the earlier attempt saved it
+            st.extra["reused"] = True
+        else:
+            path = save_artifact(
+                model,
+                models_dir,
+                version,
+                metrics=metrics,
+                fingerprint=ratings.fingerprint,
+            )
         if p.items is not None:
-            items = load_items(Path(p.items.path), p.items.format)
+            items = load_items(p.items.folder(ctx.settings), p.items.format)
             write_items(path, [{str(k): v for k, v in r.items()} for r in items.to_dict("records")])
             st.extra["items_metadata"] = len(items)
-        st.extra["path"] = str(path)
-    with ctx.stage("register"), session_scope(ctx.settings.sqlalchemy_url) as s:
-        row = repo.add(
-            s,
-            version=version,
-            algorithm=spec.name,
-            params=spec.resolved_params(),
-            path=str(path.resolve()),
-            fingerprint=ratings.fingerprint,
-            metrics=metrics,
-            n_users=model.n_users,
-            n_items=model.n_items,
-            n_ratings=ratings.n_ratings,
-            job_id=ctx.job_id,
-        )
-        repo.add_metrics(s, ctx.job_id, row.id, metric_rows)
-        current = repo.active(s)
-        if p.activate == "always":
-            allowed, reason = True, "activate=always"
-        elif p.activate == "never":
-            allowed, reason = False, "activate=never"
-        else:
-            allowed, reason = registry.gate_allows(
-                metrics, None if current is None else current.metrics
+        st.extra["path"] = str(path.resolve().relative_to(ctx.settings.data_dir.resolve()))
+    ctx.pause_point("train.after_save")
+    try:
+        with ctx.stage("register"), session_scope(ctx.settings.sqlalchemy_url) as s:
+            row = repo.add(
+                s,
+                version=version,
+                algorithm=spec.name,
+                params=spec.resolved_params(),
+                path=str(path.resolve()),
+                fingerprint=ratings.fingerprint,
+                metrics=metrics,
+                n_users=model.n_users,
+                n_items=model.n_items,
+                n_ratings=ratings.n_ratings,
+                job_id=ctx.job_id,
             )
-        if allowed:
-            repo.set_active(s, row)
-        model_id = row.id
+            repo.add_metrics(s, ctx.job_id, row.id, metric_rows)
+            current = repo.active(s)
+            if p.activate == "always":
+                allowed, reason = True, "activate=always"
+            elif p.activate == "never":
+                allowed, reason = False, "activate=never"
+            else:
+                allowed, reason = registry.gate_allows(
+                    metrics, None if current is None else current.metrics
+                )
+            if allowed:
+                repo.set_active(s, row)
+            model_id = row.id
+    except (TransientJobError, AttemptSuperseded):
+        raise  # a retry, or the attempt that superseded this one, registers the artifact
+    except Exception:
+        _discard(models_dir, version, owner)  # failing for good: leave no unregistered artifact
+        raise
     return {
         "model_id": model_id,
         "version": version,
@@ -143,8 +185,141 @@ def run(ctx: JobContext, p: TrainParams) -> dict[str, Any]:
         "activated": allowed,
         "activation_reason": reason,
         "data": p.data.describe(),
-        "path": str(path),
+        "path": str(path.resolve().relative_to(ctx.settings.data_dir.resolve())),  # in data dir
     }
+
+
+# --- One version per job, idempotent across save and register --------------------------------
+#
+# A job claims its version before it saves: ``models/.claims/<version>.json`` names the job (id
+# and creation time, which tell two databases' job 1 apart), created with O_EXCL so that of two
+# jobs asking for one version, one wins and the other gets "version already exists". Only the
+# owner of a claim touches the artifact directory of that version and its staging directories.
+
+
+def _version_of(ctx: JobContext, asked: str | None, algorithm: str) -> tuple[str, dict[str, Any]]:
+    """The job's version (asked, or derived from the job) and the claim that marks it as ours."""
+    with session_scope(ctx.settings.sqlalchemy_url) as s:
+        job = jobs_repo.get(s, ctx.job_id)
+        created = job.created_at if job is not None else None
+    stamp = (created or datetime.now(UTC)).strftime("%Y%m%d-%H%M%S")
+    version = asked or f"{algorithm}-{stamp}-j{ctx.job_id}"
+    owner = {
+        "job_id": ctx.job_id,
+        "job_created_at": None if created is None else created.isoformat(),
+    }
+    _claim(ctx, version, owner)
+    return version, owner
+
+
+def _claim_file(models_dir: Path, version: str) -> Path:
+    return models_dir / CLAIMS_DIR / f"{version}.json"
+
+
+def _claim(ctx: JobContext, version: str, owner: dict[str, Any]) -> None:
+    models_dir = ctx.settings.models_dir
+    claim = _claim_file(models_dir, version)
+    claim.parent.mkdir(parents=True, exist_ok=True)
+    taken = DataError(f"model version {version!r} already exists; pick a new version")
+    for _ in range(3):
+        try:
+            fd = os.open(claim, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            holder = _read_claim(claim)
+            if holder == owner:
+                return  # an earlier attempt of this job claimed it
+            if (models_dir / version).exists() or _registered(ctx, version):
+                raise taken from None
+            if not _claim_is_stale(ctx, holder):
+                raise DataError(
+                    f"model version {version!r} is being trained by job {holder.get('job_id')}; "
+                    "pick a new version"
+                ) from None
+            claim.unlink(missing_ok=True)  # its job ended without saving: free again
+            continue
+        with os.fdopen(fd, "w") as fh:
+            json.dump(owner, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        if (models_dir / version).exists() or _registered(ctx, version):
+            claim.unlink(missing_ok=True)  # a version from before claims, or saved by hand
+            raise taken
+        return
+    raise taken
+
+
+def _read_claim(claim: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(claim.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _claim_is_stale(ctx: JobContext, holder: dict[str, Any]) -> bool:
+    """A claim whose job has ended (or is not this database's job) holds nothing any more."""
+    job_id = holder.get("job_id")
+    if not isinstance(job_id, int):
+        return True
+    with session_scope(ctx.settings.sqlalchemy_url) as s:
+        job = jobs_repo.get(s, job_id)
+        if job is None or job.created_at.isoformat() != holder.get("job_created_at"):
+            return True
+        return job.state in jobs_repo.TERMINAL
+
+
+def _registered(ctx: JobContext, version: str) -> bool:
+    with session_scope(ctx.settings.sqlalchemy_url) as s:
+        return repo.by_version(s, version) is not None
+
+
+def _registered_by_this_job(ctx: JobContext, version: str) -> dict[str, Any] | None:
+    """The result of an earlier attempt that registered ``version``, if one did."""
+    with session_scope(ctx.settings.sqlalchemy_url) as s:
+        row = repo.by_version(s, version)
+        if row is None:
+            return None
+        if row.job_id != ctx.job_id:
+            raise DataError(f"model version {version!r} already exists; pick a new version")
+        return {
+            "model_id": row.id,
+            "version": row.version,
+            "algorithm": row.algorithm,
+            "params": row.params,
+            "metrics": row.metrics,
+            "activated": row.active,
+            "activation_reason": "registered by an earlier attempt of this job",
+            "path": str(Path(row.path).resolve().relative_to(ctx.settings.data_dir.resolve())),
+        }
+
+
+def _own_artifact(models_dir: Path, version: str, owner: dict[str, Any]) -> dict[str, Any] | None:
+    """Clear what dead attempts of this job left; return the metrics of a complete artifact.
+
+    Staging directories (``.<version>.*.tmp``) are removed; a complete artifact (its manifest
+    checks) is kept and its metrics returned; an incomplete one is removed, to be saved again.
+    """
+    assert _read_claim(_claim_file(models_dir, version)) == owner, "only the owner clears"
+    for staging in models_dir.glob(f".{version}.*.tmp"):
+        shutil.rmtree(staging, ignore_errors=True)
+    target = models_dir / version
+    if not target.exists():
+        return None
+    try:
+        return load_artifact(target).metrics
+    except (CorruptArtifactError, DataError, OSError, ValueError):
+        shutil.rmtree(target, ignore_errors=True)
+        return None
+
+
+def _discard(models_dir: Path, version: str, owner: dict[str, Any]) -> None:
+    """Remove this job's unregistered artifact, staging directories and claim."""
+    if _read_claim(_claim_file(models_dir, version)) != owner:
+        return
+    for staging in models_dir.glob(f".{version}.*.tmp"):
+        shutil.rmtree(staging, ignore_errors=True)
+    shutil.rmtree(models_dir / version, ignore_errors=True)
+    _claim_file(models_dir, version).unlink(missing_ok=True)
 
 
 register(

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from backend.db.session import session_scope
 from backend.jobs.context import JobContext
 from backend.jobs.kinds import JobKind, register
+from backend.jobs.kinds.params import Folds, JobParams, NJobs
 from backend.jobs.kinds.sources import AlgoParams, RatingsParams, load, scaled
 from backend.recsys.algorithms import AlgoSpec
 from backend.recsys.ranking import evaluate_ranking
@@ -24,22 +25,18 @@ from backend.registry import repository as repo
 MetricRow = tuple[str, int | None, str, float | None]
 
 
-class RankingParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class RankingParams(JobParams):
     n_test: int = Field(default=5, ge=1, le=100, description="last N ratings per user held out")
     k: int = Field(default=10, ge=1, le=1000)
     threshold: float = Field(default=4.0, description="relevant when rating >= threshold")
 
 
-class ValidateParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ValidateParams(JobParams):
     data: RatingsParams = Field(default_factory=RatingsParams)
     model: AlgoParams = Field(default_factory=AlgoParams)
-    k: int = Field(default=5, ge=2, le=20)
+    k: Folds = 5
     seed: int = 0
-    n_jobs: int = Field(default=1, ge=1, le=64, description="folds run in parallel")
+    n_jobs: NJobs = 1
     baselines: bool = True
     with_surprise: bool = Field(default=True, description="also run surprise's cross_validate")
     ranking: RankingParams | None = Field(default_factory=RankingParams)

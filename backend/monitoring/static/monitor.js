@@ -86,7 +86,7 @@
   }
 
   function loadAlerts() {
-    fetch(api + "/alerts?limit=10").then((r) => r.json()).then((page) => {
+    fetch(api + "/alerts?limit=10", { headers: withKey({}) }).then((r) => r.json()).then((page) => {
       const body = $("alerts").querySelector("tbody");
       body.replaceChildren();
       if (!page.items || page.items.length === 0) {
@@ -105,14 +105,134 @@
     }).catch((err) => { $("status").textContent = "alerts unavailable: " + err; });
   }
 
-  const source = new EventSource(api + "/stream?max_s=" + encodeURIComponent(maxS));
-  source.addEventListener("snapshot", (e) => render(JSON.parse(e.data)));
-  source.addEventListener("waiting", (e) => {
-    const body = JSON.parse(e.data);
-    $("state").textContent = "no monitor";
+  // With API keys on, the stream needs one. EventSource cannot send a header, so with a key the
+  // stream is read with fetch; the key (asked for on 401/403, or given as /monitor#key=...)
+  // stays in this tab's sessionStorage. A fragment never reaches the server; it is removed at
+  // once. Without keys on the API, the page uses EventSource as before (the browser reconnects).
+  const KEY = "recflow-api-key";
+  const given = new URLSearchParams(window.location.hash.slice(1)).get("key");
+  if (given) {
+    sessionStorage.setItem(KEY, given);
+    history.replaceState(null, "", window.location.pathname + window.location.search);
+  }
+  function withKey(headers) {
+    const k = sessionStorage.getItem(KEY);
+    if (k) headers["X-API-Key"] = k;
+    return headers;
+  }
+  const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+  function askKey(message) {
+    let form = $("key-form");
+    if (!form) {
+      form = document.createElement("form");
+      form.id = "key-form";
+      form.innerHTML = '<p id="key-message"></p><label>API key <input id="key-input" ' +
+        'type="password" autocomplete="off" size="40"></label> <button type="submit">Use this key</button>';
+      document.body.insertBefore(form, document.body.children[1]);
+    }
+    $("key-message").textContent = message;
+    form.hidden = false;
+    form.onsubmit = (e) => {
+      e.preventDefault();
+      sessionStorage.setItem(KEY, $("key-input").value.trim());
+      form.hidden = true;
+      start();
+    };
+  }
+
+  function dispatch(block) {
+    let event = "message";
+    const data = [];
+    block.split("\n").forEach((line) => {
+      if (line.startsWith("event:")) event = line.slice(6).trim();
+      else if (line.startsWith("data:")) data.push(line.slice(5).replace(/^ /, ""));
+    });
+    if (data.length === 0) return true;
+    const body = JSON.parse(data.join("\n"));
+    if (event === "snapshot") render(body);
+    else if (event === "waiting") {
+      $("state").textContent = "no monitor";
+      $("state").className = "state-other";
+      $("status").textContent = body.error;
+    } else if (event === "end") {
+      $("status").textContent += " (stream ended)";
+      return false;
+    }
+    return true;
+  }
+
+  async function follow() {
+    const url = api + "/stream?max_s=" + encodeURIComponent(maxS);
+    for (;;) {
+      let resp;
+      try {
+        resp = await fetch(url, { headers: withKey({ Accept: "text/event-stream" }), cache: "no-store" });
+      } catch (err) {
+        $("status").textContent = "stream interrupted; reconnecting";
+        await sleep(5000);
+        continue;
+      }
+      if (resp.status === 401 || resp.status === 403) {
+        const body = await resp.json().catch(() => ({ error: "this page needs an API key" }));
+        needKey(body.error);
+        return;
+      }
+      if (!resp.ok || !resp.body) {
+        $("status").textContent = "stream unavailable (HTTP " + resp.status + "); retrying";
+        await sleep(5000);
+        continue;
+      }
+      const reader = resp.body.getReader();
+      const decoder = new TextDecoder();
+      let buffer = "";
+      try {
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          buffer += decoder.decode(value, { stream: true }).replace(/\r\n/g, "\n");
+          let cut;
+          while ((cut = buffer.indexOf("\n\n")) >= 0) {
+            const block = buffer.slice(0, cut);
+            buffer = buffer.slice(cut + 2);
+            if (!dispatch(block)) { reader.cancel(); return; }
+          }
+        }
+      } catch (err) {
+        // the connection dropped: reconnect below
+      }
+      $("status").textContent = "stream interrupted; reconnecting";
+      await sleep(5000);
+    }
+  }
+
+  function needKey(message) {
+    $("state").textContent = "needs a key";
     $("state").className = "state-other";
-    $("status").textContent = body.error;
-  });
-  source.addEventListener("end", () => { source.close(); $("status").textContent += " (stream ended)"; });
-  source.onerror = () => { $("status").textContent = "stream interrupted; reconnecting"; };
+    askKey(message);
+  }
+
+  function listen() {
+    const source = new EventSource(api + "/stream?max_s=" + encodeURIComponent(maxS));
+    ["snapshot", "waiting", "end"].forEach((name) => {
+      source.addEventListener(name, (e) => {
+        if (!dispatch("event: " + name + "\ndata: " + e.data)) source.close();
+      });
+    });
+    source.onerror = () => { $("status").textContent = "stream interrupted; reconnecting"; };
+  }
+
+  // With a stored key, read the stream with it (a 401 or 403 asks again). Without one, one
+  // request tells whether the API wants a key at all.
+  function start() {
+    if (sessionStorage.getItem(KEY)) { follow(); return; }
+    fetch(api + "/alerts?limit=1").then((r) => {
+      if (r.status === 401 || r.status === 403) {
+        return r.json().then((b) => needKey(b.error), () => needKey("this page needs an API key"));
+      }
+      listen();
+    }).catch(() => listen());
+  }
+
+  start();
 })();

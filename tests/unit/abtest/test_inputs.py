@@ -9,7 +9,12 @@ import pytest
 
 from backend.abtest.counts import VariantCounts
 from backend.abtest.errors import AbTestInputError
-from backend.abtest.inputs import counts_from_csv, counts_from_events, counts_from_user_table
+from backend.abtest.inputs import (
+    counts_from_csv,
+    counts_from_events,
+    counts_from_user_table,
+    csv_variants,
+)
 
 EVENTS = pd.DataFrame(
     [
@@ -118,14 +123,19 @@ def test_events_missing_column_and_empty() -> None:
 
 def test_events_with_unknown_type() -> None:
     bad = pd.concat([EVENTS, pd.DataFrame([("u1", "A", "purchase")], columns=EVENTS.columns)])
-    with pytest.raises(AbTestInputError, match=r"unknown event type.*purchase"):
+    # Rows, not values: an error never quotes the file's contents.
+    with pytest.raises(AbTestInputError, match=r"1 unknown event type\(s\) \(row 13\)") as info:
         counts_from_events(bad)
+    assert "purchase" not in str(info.value)
 
 
 def test_events_with_click_but_no_impression() -> None:
     bad = pd.concat([EVENTS, pd.DataFrame([("u9", "B", "click")], columns=EVENTS.columns)])
-    with pytest.raises(AbTestInputError, match=r"user u9 in variant B has 1 clicks but only 0"):
+    with pytest.raises(
+        AbTestInputError, match=r"1 user\(s\) have more clicks than impressions.*first row 13"
+    ) as info:
         counts_from_events(bad)
+    assert "u9" not in str(info.value)
 
 
 def test_user_in_two_variants() -> None:
@@ -137,12 +147,12 @@ def test_user_in_two_variants() -> None:
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"clicks": [3, 0, 0, 2, 1, 0]}, "user u1 in variant A has 3 clicks but only 2"),
-        ({"impressions": [2, -1, 1, 3, 1, 0]}, "negative counts for user"),
-        ({"clicks": [1.5, 0, 0, 2, 1, 0]}, "clicks must be whole numbers"),
+        ({"clicks": [3, 0, 0, 2, 1, 0]}, r"1 user\(s\) have more clicks.*first row 1\)"),
+        ({"impressions": [2, -1, 1, 3, 1, 0]}, r"negative counts for 1 user\(s\) \(row 2\)"),
+        ({"clicks": [1.5, 0, 0, 2, 1, 0]}, r"clicks must be whole numbers \(not at row 1\)"),
         ({"impressions": ["two", 1, 1, 3, 1, 0]}, "impressions must be whole numbers"),
-        ({"user": ["u1", "u1", "u3", "u4", "u5", "u6"]}, "more than one row"),
-        ({"variant": ["A", None, "A", "B", "B", "B"]}, "empty variant values"),
+        ({"user": ["u1", "u1", "u3", "u4", "u5", "u6"]}, r"more than one row \(again at row 2\)"),
+        ({"variant": ["A", None, "A", "B", "B", "B"]}, r"empty variant values \(row 2\)"),
     ],
 )
 def test_user_table_validation(change: dict[str, list], message: str) -> None:
@@ -153,3 +163,31 @@ def test_user_table_validation(change: dict[str, list], message: str) -> None:
 def test_bad_unit() -> None:
     with pytest.raises(AbTestInputError, match="unit must be one of user, impression"):
         counts_from_events(EVENTS, unit="session")  # type: ignore[arg-type]
+
+
+def test_csv_errors_never_quote_the_file_or_its_location(tmp_path: Path) -> None:
+    secret = "s3cr3t-token-6d1f"
+    cases = {
+        "columns.csv": f"user,variant,{secret}\nu1,A,1\n",
+        "values.csv": f"user,variant,impressions,clicks\n{secret},A,1,5\nu2,B,1,0\n",
+        "types.csv": f"user,variant,type\nu1,A,{secret}\n",
+        "binary.csv": None,
+    }
+    for name, content in cases.items():
+        path = tmp_path / name
+        if content is None:
+            path.write_bytes(b"user,variant,type\n\xff\xfe" + secret.encode() + b"\n")
+        else:
+            path.write_text(content)
+        with pytest.raises(AbTestInputError) as info:
+            counts_from_csv(path)
+        message = str(info.value)
+        assert secret not in message and str(tmp_path) not in message, message
+
+
+def test_csv_variants_reads_the_variant_column(tmp_path: Path) -> None:
+    path = tmp_path / "v.csv"
+    path.write_text("user, variant,type\nu1, A,click\nu2, B,impression\nu3,,click\n")
+    assert csv_variants(path) == {"A", "B"}
+    (tmp_path / "none.csv").write_text("user,type\nu1,click\n")
+    assert csv_variants(tmp_path / "none.csv") is None

@@ -107,7 +107,9 @@ def test_cancel_queued_job_then_conflict(client: TestClient) -> None:
     assert again.status_code == 409 and "already ended" in again.json()["error"]
 
 
-def test_api_key_guards_mutations_only(tmp_path: Path, settings: Settings) -> None:
+def test_api_key_guards_reads_and_mutations(tmp_path: Path, settings: Settings) -> None:
+    # Issue 15 changed this on purpose: reads needed no key before; with a key configured,
+    # every job route now needs one (tests/unit/api/test_auth.py covers every route).
     keyed = settings.model_copy(update={"api_key": SecretStr("s3cret")})
     with TestClient(create_app(keyed)) as c:
         r = c.post("/api/v1/jobs", json={"kind": "echo"})
@@ -123,7 +125,11 @@ def test_api_key_guards_mutations_only(tmp_path: Path, settings: Settings) -> No
         )
         assert bearer.status_code == 200
         assert c.post(f"/api/v1/jobs/{ok.json()['id']}/cancel").status_code == 401
-        assert c.get("/api/v1/jobs").status_code == 200  # reads stay open
+        assert c.get("/api/v1/jobs").status_code == 401  # reads need the key too
+        assert c.get(f"/api/v1/jobs/{ok.json()['id']}").status_code == 401
+        listing = c.get("/api/v1/jobs", headers={"X-API-Key": "s3cret"})
+        assert listing.status_code == 200 and listing.json()["items"][0]["id"] == ok.json()["id"]
+        assert c.get("/health/live").status_code == 200  # health stays open
 
 
 def test_broker_down_gives_503_and_no_dangling_job(settings: Settings) -> None:

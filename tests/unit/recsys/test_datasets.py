@@ -171,13 +171,19 @@ def test_fingerprint_ignores_row_order_but_not_content() -> None:
     [
         ("user,item,rating,timestamp\n", "contains no ratings"),
         ("user,item,rating,timestamp\na,x,3,1\na,y,4,2\n", "single user"),
-        ("user,item,rating,timestamp\na,x,3,1\nb,y,7.0,2\n", "rating 7 at row 2"),
+        ("user,item,rating,timestamp\na,x,3,1\nb,y,7.0,2\n", "rating at row 2"),
         ("user,item,rating,timestamp\na,x,3,1\nb,y,,2\n", "missing (NaN) at row 2"),
-        ("user,item,rating,timestamp\na,x,3,1\nb,y,inf,2\n", "rating inf at row 2"),
-        ("user,item,rating,timestamp\na,x,3,1\nb,y,good,2\n", "'good' at row 2 of"),
+        (
+            "user,item,rating,timestamp\na,x,3,1\nb,y,inf,2\n",
+            "rating at row 2 of the CSV file is not finite",
+        ),
+        (
+            "user,item,rating,timestamp\na,x,3,1\nb,y,good,2\n",
+            "rating at row 2 of the CSV file is not a number",
+        ),
         ("user,item,stars,timestamp\na,x,3,1\nb,y,4,2\n", "no column(s) 'rating'"),
         ("user,item,rating,timestamp\na,x,3,1\n,y,4,2\n", "user id is missing at row 2"),
-        ("user,item,rating,timestamp\na,x,3,1\nb,y,4,yesterday\n", "timestamp 'yesterday'"),
+        ("user,item,rating,timestamp\na,x,3,1\nb,y,4,yesterday\n", "timestamp at row 2 of"),
     ],
 )
 def test_bad_input_is_a_clear_data_error(tmp_path: Path, text: str, message: str) -> None:
@@ -186,18 +192,43 @@ def test_bad_input_is_a_clear_data_error(tmp_path: Path, text: str, message: str
         load_ratings(RatingsSource("csv", path))
 
 
-def test_out_of_scale_message_names_value_row_and_scale(tmp_path: Path) -> None:
+def test_out_of_scale_message_names_row_and_scale_not_the_value(tmp_path: Path) -> None:
     path = _csv(tmp_path / "r.csv", "user,item,rating,timestamp\na,x,3,1\nb,y,7.0,2\n")
     with pytest.raises(DataError) as info:
         load_ratings(RatingsSource("csv", path))
-    assert "rating 7 at row 2" in str(info.value)
+    assert "rating at row 2" in str(info.value)
     assert "outside the declared scale 1-5" in str(info.value)
+    assert "7" not in str(info.value)
 
 
-def test_missing_column_message_lists_the_available_ones(tmp_path: Path) -> None:
+def test_missing_column_message_counts_the_columns_without_quoting_them(tmp_path: Path) -> None:
+    # A column name found in the file is file content: the message counts, it does not list.
     path = _csv(tmp_path / "r.csv", "uid,item,rating,timestamp\na,x,3,1\nb,y,4,2\n")
-    with pytest.raises(DataError, match="its columns are 'uid', 'item'"):
+    with pytest.raises(DataError, match=r"no column\(s\) 'user' \(it has 4 column\(s\)\)") as info:
         load_ratings(RatingsSource("csv", path))
+    assert "uid" not in str(info.value)
+
+
+def test_errors_never_quote_file_contents_or_server_paths(tmp_path: Path) -> None:
+    secret = "tok-93be11"
+    texts = [
+        f"user,item,{secret}\na,x,3\n",
+        f"user,item,rating,timestamp\na,x,3,1\nb,y,{secret},2\n",
+        f"user,item,rating,timestamp\na,x,3,1\nb,y,4,{secret}\n",
+        f"user,item,rating,timestamp\n{secret},x,3,1\n{secret},y,4,2\n",
+        f"user,item,rating,timestamp\na,{secret},3,1\nb,{secret},4,2\n",
+        f'user,item,rating,timestamp\n"a,x,3,1\n{secret}\n',
+    ]
+    for n, text in enumerate(texts):
+        path = _csv(tmp_path / f"r{n}.csv", text)
+        with pytest.raises(DataError) as info:
+            load_ratings(RatingsSource("csv", path))
+        message = str(info.value)
+        assert secret not in message and str(tmp_path) not in message, message
+    (tmp_path / "bad.parquet").write_text(secret)
+    with pytest.raises(DataError) as info:
+        load_ratings(RatingsSource("parquet", tmp_path / "bad.parquet"))
+    assert secret not in str(info.value) and str(tmp_path) not in str(info.value)
 
 
 def test_single_item_and_unknown_format_and_bad_scale(tmp_path: Path) -> None:

@@ -27,7 +27,7 @@ def client(settings: Settings) -> Iterator[TestClient]:
 
 def run_job(settings: Settings, kind: str, params: dict[str, Any]) -> dict[str, Any]:
     with session_scope(settings.sqlalchemy_url) as s:
-        job_id = service.create(s, kind, params, None)[0].id
+        job_id = service.create(s, kind, params, None, settings=settings)[0].id
     runner.execute(settings, job_id)
     with session_scope(settings.sqlalchemy_url) as s:
         return service.get_or_404(s, job_id).__dict__ | {"stages": None}
@@ -49,6 +49,7 @@ def test_train_registers_activates_and_serves(settings: Settings, client: TestCl
     assert job["state"] == "succeeded", job["error"]
     assert job["result"]["activated"] is True and job["result"]["metrics"]["cv_rmse"] > 0
     assert (settings.models_dir / "v1" / "factors.npz").is_file()
+    assert job["result"]["path"] == "models/v1"  # relative to the data dir, never absolute
     client.app.state.models.refresh()  # type: ignore[attr-defined]
     r = client.get("/api/v1/users/u1/recommendations", params={"n": 7})
     body = r.json()
@@ -132,11 +133,22 @@ def test_gate_keeps_the_better_model_and_activation_checks_the_artifact(
     assert [m["version"] for m in listed if m["active"]] == ["good"]
 
 
-def test_bad_data_fails_the_job_and_activates_nothing(settings: Settings, tmp_path: Path) -> None:
-    csv = tmp_path / "r.csv"
+def test_bad_data_fails_the_job_and_activates_nothing(settings: Settings) -> None:
+    csv = settings.data_dir / "r.csv"  # inside the allowed roots: the file is read, and fails
     csv.write_text("user,item,rating,timestamp\nu1,i1,4,1\nu2,i1,9,2\nu3,i2,3,3\n")
     job = run_job(settings, "train", {"data": {"format": "csv", "path": str(csv)}})
     assert job["state"] == "failed" and "outside" in job["error"] and "scale" in job["error"]
     with session_scope(settings.sqlalchemy_url) as s:
         assert repo.active(s) is None and not repo.page(s, 10)
     assert not any(settings.models_dir.iterdir())
+
+
+def test_job_results_name_files_relative_to_the_data_dir(settings: Settings) -> None:
+    trained = train(settings, version="rel", activate="always")
+    assert trained["result"]["path"] == "models/rel"
+    job = run_job(settings, "simulate", {"mode": "precompute", "version": "rel", "n": 3})
+    assert job["state"] == "succeeded", job["error"]
+    parquet = job["result"]["parquet"]
+    assert not Path(parquet).is_absolute() and (settings.data_dir / parquet).exists()
+    root = str(settings.data_dir.resolve())
+    assert root not in str(trained["result"]) and root not in str(job["result"])
