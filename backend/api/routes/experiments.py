@@ -170,9 +170,8 @@ async def upload_csv(
         body.decode("utf-8")
     except UnicodeDecodeError:
         raise InvalidInputError("the upload is not UTF-8 text; send a CSV file") from None
-    # The server names the file, inside the uploads dir (an allowed root). The job's csv_path is
-    # that path as configured (RECFLOW_DATA_DIR/uploads/...), not resolved, so a relative data
-    # dir does not put the server's working directory into the job's params.
+    # The server names the file, inside the uploads dir (an allowed root); the job names it by
+    # that name alone, so no server path reaches the job's params.
     uploads = settings.uploads_dir
     uploads.mkdir(parents=True, exist_ok=True)
     path = uploads / f"{name}-{uuid.uuid4().hex}.csv"
@@ -180,7 +179,7 @@ async def upload_csv(
     params: dict[str, Any] = {
         "experiment": name,
         "source": "csv",
-        "csv_path": str(path),
+        "upload": path.name,
         "unit": unit,
     }
     if control:

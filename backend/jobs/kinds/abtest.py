@@ -15,10 +15,18 @@ from backend.db.session import session_scope
 from backend.experiments import repository
 from backend.jobs.context import JobContext
 from backend.jobs.kinds import JobKind, register
-from backend.jobs.kinds.params import JobParams, confined, context_settings, custom_error
+from backend.jobs.kinds.params import (
+    JobParams,
+    confined,
+    context_settings,
+    custom_error,
+    path_error,
+)
 from backend.paths import PathNotAllowedError, confine
 
 EXPERIMENT_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
+# A file the upload route stored: a name in the uploads dir, never a path.
+UPLOAD_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,200}\.csv$")
 # Up to this size a CSV's variant column is read at submit time to check the control variant;
 # a larger file is checked by the worker (reading it in the request would hold the API).
 CONTROL_CHECK_MAX_BYTES = 32 * 2**20
@@ -31,6 +39,11 @@ class AbTestParams(JobParams):
     source: Literal["lake", "csv"] = Field(default="lake", description="where the events are")
     csv_path: str | None = Field(
         default=None, description="CSV file when source=csv, inside the allowed roots"
+    )
+    upload: str | None = Field(
+        default=None,
+        description="source=csv: the name of an uploaded file in the uploads dir (what "
+        "POST /experiments/{name}/upload stores), instead of csv_path",
     )
     unit: Literal["user", "impression"] = Field(
         default="user", description="unit of analysis; per impression inflates significance"
@@ -64,17 +77,29 @@ class AbTestParams(JobParams):
     def _confined(cls, v: str | None, info: ValidationInfo) -> str | None:
         return None if v is None else confined(v, info, kind="file")
 
+    @field_validator("upload")
+    @classmethod
+    def _upload_name(cls, v: str | None) -> str | None:
+        if v is not None and not UPLOAD_NAME.match(v):
+            raise ValueError("upload must be the name of an uploaded .csv file, not a path")
+        return v
+
     @field_validator("control")
     @classmethod
     def _known_control(cls, v: str | None, info: ValidationInfo) -> str | None:
         # Known at submit time for a CSV (csv_path comes first and has passed its checks); the
         # lake's variants are known only when the worker reads it.
         settings = context_settings(info)
-        csv_path = info.data.get("csv_path")
-        if v is None or settings is None or not csv_path or info.data.get("source") != "csv":
+        csv_path, upload = info.data.get("csv_path"), info.data.get("upload")
+        if v is None or settings is None or info.data.get("source") != "csv":
             return v
         try:
-            path = confine(csv_path, settings, field="csv_path")
+            if csv_path:
+                path = confine(csv_path, settings, field="csv_path")
+            elif upload:
+                path = confine(settings.uploads_dir / upload, settings, field="upload")
+            else:
+                return v
             size = path.stat().st_size
         except (PathNotAllowedError, OSError):
             return v  # changed since csv_path was checked; the worker reports it
@@ -102,14 +127,26 @@ class AbTestParams(JobParams):
 
     @model_validator(mode="after")
     def _csv_needs_path(self) -> AbTestParams:
-        if self.source == "csv" and not self.csv_path:
-            raise ValueError("source=csv needs csv_path")
-        if self.source == "lake" and self.csv_path:
-            raise ValueError("csv_path is only for source=csv")
+        if self.source == "csv" and bool(self.csv_path) == bool(self.upload):
+            raise ValueError("source=csv needs csv_path or upload (one of the two)")
+        if self.source == "lake" and (self.csv_path or self.upload):
+            raise ValueError("csv_path and upload are only for source=csv")
+        return self
+
+    @model_validator(mode="after")
+    def _upload_exists(self, info: ValidationInfo) -> AbTestParams:
+        settings = context_settings(info)
+        if self.upload and settings is not None:
+            try:
+                self.csv_file(settings)
+            except PathNotAllowedError as exc:
+                raise path_error(exc) from None
         return self
 
     def csv_file(self, settings: Settings) -> Path:
         """The resolved CSV file, checked again right before it is read."""
+        if self.upload:
+            return confine(settings.uploads_dir / self.upload, settings, field="upload")
         return confine(self.csv_path or "", settings, field="csv_path")
 
 

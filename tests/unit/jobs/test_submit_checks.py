@@ -256,8 +256,11 @@ def test_upload_is_stored_in_the_uploads_dir_under_a_server_chosen_name(world: W
         "/api/v1/experiments/home/upload", content=body, headers={"Content-Type": "text/csv"}
     )
     assert r.status_code == 202, r.text
-    stored = Path(r.json()["params"]["csv_path"]).resolve()
-    assert stored.parent == world.settings.uploads_dir.resolve()
+    params = r.json()["params"]
+    # The job names the upload by its file name alone: no server path in the job's params.
+    assert "csv_path" not in params or params["csv_path"] is None
+    assert "/" not in params["upload"] and str(world.settings.data_dir) not in r.text
+    stored = world.settings.uploads_dir / params["upload"]
     assert stored.read_bytes() == body and stored.name.startswith("home-")
     # An unknown control variant is known at once from the file: 422, and no orphan upload.
     r = world.client.post(
@@ -463,3 +466,15 @@ def test_an_optional_movielens_file_linked_outside_is_422(world: World) -> None:
             {"data": {"format": "synthetic"}, "items": {"format": "ml-100k", "path": str(path)}},
         )
         _assert_refused(world, r, ["items", "path"])
+
+
+@pytest.mark.parametrize(
+    "upload", ["../secret.csv", "/etc/passwd", "a/b.csv", "x.txt", "missing.csv"]
+)
+def test_an_upload_param_is_a_stored_file_name_and_nothing_else(world: World, upload: str) -> None:
+    r = world.client.post(
+        "/api/v1/jobs",
+        json={"kind": "abtest", "params": {"experiment": "e", "source": "csv", "upload": upload}},
+    )
+    assert r.status_code == 422, r.text
+    assert r.json()["detail"][0]["loc"][:2] == ["params", "upload"] or "upload" in r.json()["error"]
