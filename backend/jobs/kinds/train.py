@@ -120,10 +120,13 @@ def run(ctx: JobContext, p: TrainParams) -> dict[str, Any]:
     # The version is fixed per job, so that a retry (after its worker died) finds its own work:
     # registered already (reuse it), saved but not registered (register it), or half-written.
     version, owner = _version_of(ctx, p.version, spec.name)
+    swept = _sweep_orphans(ctx)
     earlier = _registered_by_this_job(ctx, version)
     if earlier is not None:
         return earlier | {"data": p.data.describe(), "reused": True}
     with ctx.stage("save") as st:
+        if swept:
+            st.extra["orphans_removed"] = swept
         path = models_dir / version
         saved = _own_artifact(models_dir, version, owner)
         if saved is not None:
@@ -310,6 +313,38 @@ def _own_artifact(models_dir: Path, version: str, owner: dict[str, Any]) -> dict
     except (CorruptArtifactError, DataError, OSError, ValueError):
         shutil.rmtree(target, ignore_errors=True)
         return None
+
+
+def _sweep_orphans(ctx: JobContext) -> list[str]:
+    """Remove the unregistered artifacts of train jobs that have ended; return their versions.
+
+    A job killed between save and register on its last attempt is failed by the reaper, which
+    knows nothing of artifacts: what it saved stays behind, with its claim. Every train run
+    clears such leftovers, but only those whose claim names a job of this database (same id and
+    creation time) that has ended, and whose version is not registered.
+    """
+    models_dir = ctx.settings.models_dir
+    removed: list[str] = []
+    for claim in sorted((models_dir / CLAIMS_DIR).glob("*.json")):
+        holder = _read_claim(claim)
+        job_id = holder.get("job_id")
+        if not isinstance(job_id, int) or job_id == ctx.job_id:
+            continue
+        with session_scope(ctx.settings.sqlalchemy_url) as s:
+            job = jobs_repo.get(s, job_id)
+            ended = (
+                job is not None
+                and job.created_at.isoformat() == holder.get("job_created_at")
+                and job.state in jobs_repo.TERMINAL
+            )
+        if not ended:
+            continue
+        if _registered(ctx, claim.stem):
+            claim.unlink(missing_ok=True)  # registered: the claim guards nothing any more
+            continue
+        _discard(models_dir, claim.stem, holder)
+        removed.append(claim.stem)
+    return removed
 
 
 def _discard(models_dir: Path, version: str, owner: dict[str, Any]) -> None:

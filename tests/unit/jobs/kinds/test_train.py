@@ -156,3 +156,27 @@ def test_a_job_failing_at_register_leaves_no_artifact(settings: Settings) -> Non
     assert "IntegrityError" in (_job(settings, job_id).error or "")
     assert _models(settings) == [] and _entries(settings) == []
     assert not (settings.models_dir / ".claims" / "v3.json").exists()
+
+
+def test_what_a_job_that_ended_for_good_left_unregistered_is_removed_by_the_next_train(
+    settings: Settings,
+) -> None:
+    dead = _submit(settings, version="v4")
+    _die_after_save(settings, dead)
+    assert _entries(settings) == ["v4"]
+    # It ends for good before any retry (as when the reaper finds its budget spent), so
+    # nothing will ever register v4.
+    with session_scope(settings.sqlalchemy_url) as s:
+        seen = jobs_repo.seen(s, dead)
+        assert seen is not None
+        assert jobs_repo.end_unstarted(
+            s, seen, "failed", error="gave up", message="gave up", now=seen.created_at
+        )
+    assert _job(settings, dead).state == "failed"
+    nxt = _submit(settings, version="v5")
+    assert runner.execute(settings, nxt) == "succeeded"
+    assert _entries(settings) == ["v5"]  # v4's artifact is gone, v5's stays
+    assert not (settings.models_dir / ".claims" / "v4.json").exists()
+    assert _models(settings) == [("v5", nxt)]
+    [save] = [st for st in _job(settings, nxt).stages if st.name == "save"]
+    assert save.extra["orphans_removed"] == ["v4"]
