@@ -205,3 +205,21 @@ def confine_tree(folder: Path, settings: Settings, *, field: str, cap: bool = Tr
                     reason="too_large",
                 )
     return total
+
+
+def shown(path: Path, settings: Settings) -> str:
+    """How a response names a file the server wrote: relative to the data dir, never absolute.
+
+    Tried as written and then resolved, so a models or lake directory that is a link to another
+    disk still shows as ``models/<version>``; a path outside the data dir shows its name only.
+    """
+    base = settings.data_dir
+    for candidate, root in (
+        (path, base),
+        (path.absolute(), base.absolute()),
+        (path.resolve(), base.resolve()),
+    ):
+        if candidate.is_relative_to(root):
+            return str(candidate.relative_to(root))
+    parent = path.parent.name
+    return f"{parent}/{path.name}" if parent else path.name

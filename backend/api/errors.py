@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from backend.errors import AppError
@@ -56,6 +57,19 @@ def install(app: FastAPI) -> None:
             # 422 as any other malformed JSON body.
             message, status = "body is not valid JSON: it must be UTF-8 text", 422
         return JSONResponse(_body(message), status_code=status, headers=exc.headers)
+
+    @app.exception_handler(DataError)
+    async def _data(_: Request, exc: DataError) -> JSONResponse:
+        # The database refused a value a request carried (PostgreSQL: a NUL character in a
+        # string, a number out of its range): the request is at fault, not the server.
+        log.info("database refused a request's value: %s", exc.orig)
+        return JSONResponse(
+            _body(
+                "a value in the request cannot be stored or compared by the database (for "
+                "example a NUL character in a string, or a number out of range); remove it"
+            ),
+            status_code=422,
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:

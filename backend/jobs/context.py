@@ -34,6 +34,7 @@ class StageRecord:
 
 class JobContext(Protocol):
     job_id: int
+    attempt: int
     settings: Settings
 
     def stage(

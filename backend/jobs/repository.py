@@ -147,6 +147,22 @@ def undispatched(session: Session, created_before: datetime, limit: int) -> list
     return [Seen(*r) for r in rows]
 
 
+def queued_cancel_requested(session: Session, before: datetime, limit: int) -> list[Seen]:
+    """Queued jobs whose cancel was requested before ``before`` (updated then) and never ended.
+
+    A cancel normally ends a queued job at once; one that was re-queued for a retry after its
+    cancel was asked (a transient error, then the worker died before its retry was sent) has no
+    message and nobody to end it but the reconciler.
+    """
+    rows = session.execute(
+        select(*_seen_columns())
+        .where(Job.state == "queued", Job.cancel_requested.is_(True), Job.updated_at < before)
+        .order_by(Job.id)
+        .limit(limit)
+    ).all()
+    return [Seen(*r) for r in rows]
+
+
 def dispatched_before(session: Session, before: datetime, limit: int) -> list[Seen]:
     """Queued jobs whose last message was sent before ``before`` and never started."""
     rows = session.execute(

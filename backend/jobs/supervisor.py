@@ -134,6 +134,13 @@ def reconcile(
     with session_factory() as s:
         never = repo.undispatched(s, grace, BATCH)
         old = repo.dispatched_before(s, now - timedelta(seconds=bound), BATCH)
+        to_cancel = repo.queued_cancel_requested(s, grace, BATCH)
+    for job in to_cancel:
+        with session_factory() as s, s.begin():
+            if repo.end_unstarted(
+                s, job, "cancelled", error=None, message="cancelled before it started", now=now
+            ):
+                report.cancelled.append(job.id)
     for job in never:
         if _claim_and_send(session_factory, celery, job, now, report):
             report.sent.append(job.id)

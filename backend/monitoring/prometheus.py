@@ -45,6 +45,9 @@ _TEMPLATES: dict[int, str] = {}
 _CHILDREN: dict[tuple[str, str, str], tuple[Any, Any]] = {}
 
 
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
 def route_of(scope: Scope) -> str:
     """``_route_of`` cached per matched route: a route's full template never changes, and the
     serving hot path should not pay a few regex matches per request for its metrics."""
@@ -101,7 +104,10 @@ class PrometheusMiddleware:
         try:
             await self.app(scope, receive, record)
         finally:
-            labels = (scope["method"], route_of(scope), str(status))
+            method = scope["method"]
+            # Any client can send any method name: only the standard ones become label values,
+            # so request metrics stay bounded whatever arrives.
+            labels = (method if method in METHODS else "OTHER", route_of(scope), str(status))
             children = _CHILDREN.get(labels)
             if children is None:
                 children = _CHILDREN[labels] = (REQUESTS.labels(*labels), LATENCY.labels(*labels))

@@ -483,14 +483,18 @@ def run_ingest(
         if len(tracker.done) > completed:
             in_a_row = 0
         reason = failure_text(failure)
+        # The job's error is public: the first line of the failure, never Spark's query plan or
+        # a Python traceback of the batch function (the log has the whole text).
         if not is_transient_source_error(reason):
-            raise IngestError(f"the ingestion query failed: {failure}") from failure
+            log.error("the ingestion query failed: %s", failure)
+            raise IngestError(f"the ingestion query failed: {_first_line(reason)}") from failure
         if in_a_row >= opts.max_restarts:
+            log.error("the ingestion query failed: %s", failure)
             if opts.max_restarts == 0:
-                raise IngestError(f"the ingestion query failed: {failure}") from failure
+                raise IngestError(f"the ingestion query failed: {_first_line(reason)}") from failure
             raise IngestError(
                 f"the ingestion query failed on its source {in_a_row + 1} times in a row "
-                f"(max_restarts={opts.max_restarts}); last failure: {failure}"
+                f"(max_restarts={opts.max_restarts}); last failure: {_first_line(reason)}"
             ) from failure
         in_a_row += 1
         restarts += 1

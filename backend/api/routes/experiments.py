@@ -5,8 +5,11 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
+from celery import Celery
 from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.orm import Session
 
 from backend.abtest import plan_sample_size
 from backend.api.deps import CeleryDep, SessionDep, SettingsDep
@@ -170,6 +173,23 @@ async def upload_csv(
         body.decode("utf-8")
     except UnicodeDecodeError:
         raise InvalidInputError("the upload is not UTF-8 text; send a CSV file") from None
+    # Writing the file, checking it and sending the job block: off the event loop, so the
+    # serving routes of this process keep answering meanwhile.
+    return await run_in_threadpool(
+        _store_and_submit, name, body, unit, control, session, celery, response, settings
+    )
+
+
+def _store_and_submit(
+    name: str,
+    body: bytes,
+    unit: str,
+    control: str | None,
+    session: Session,
+    celery: Celery,
+    response: Response,
+    settings: Settings,
+) -> JobOut:
     # The server names the file, inside the uploads dir (an allowed root); the job names it by
     # that name alone, so no server path reaches the job's params.
     uploads = settings.uploads_dir

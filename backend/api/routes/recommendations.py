@@ -323,7 +323,9 @@ class CompareRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     user: Annotated[str, Field(pattern=ID_PATTERN)]
-    versions: list[str] = Field(min_length=1, max_length=4)
+    versions: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]] = Field(
+        min_length=1, max_length=4, description="model versions (1-64 of [A-Za-z0-9._-])"
+    )
     n: int = Field(default=10, ge=1, le=1000)
 
 

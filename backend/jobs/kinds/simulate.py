@@ -18,6 +18,7 @@ from backend.jobs.context import JobContext
 from backend.jobs.kinds import JobKind, register
 from backend.jobs.kinds.params import JobParams, context_settings, custom_error
 from backend.jobs.kinds.train import ModelVersion
+from backend.paths import shown
 from backend.recsys.artifacts import load_artifact
 from backend.recsys.foldin import fold_in, recommend_folded
 from backend.recsys.model import FactorModel
@@ -143,7 +144,7 @@ def run(ctx: JobContext, p: SimulateParams) -> dict[str, Any]:
         "version": version,
         "users": res.n_users,
         "rows": res.n_rows,
-        "parquet": str(res.parquet_path.resolve().relative_to(ctx.settings.data_dir.resolve()))
+        "parquet": shown(res.parquet_path, ctx.settings)
         if res.parquet_path
         else None,  # relative to the data dir
         "redis_keys": res.redis_keys,

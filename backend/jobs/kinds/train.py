@@ -19,12 +19,14 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, ValidationInfo, field_validator
 
+from backend.db.base import utcnow
 from backend.db.session import session_scope
 from backend.jobs import repository as jobs_repo
 from backend.jobs.context import AttemptSuperseded, JobContext, TransientJobError
 from backend.jobs.kinds import JobKind, register
 from backend.jobs.kinds.params import JobParams, NJobs, at_most
 from backend.jobs.kinds.sources import AlgoParams, ItemsParams, RatingsParams, load, scaled
+from backend.paths import shown
 from backend.recsys.algorithms import AlgoSpec, fit
 from backend.recsys.artifacts import load_artifact, save_artifact
 from backend.recsys.datasets import load_items
@@ -144,10 +146,19 @@ def run(ctx: JobContext, p: TrainParams) -> dict[str, Any]:
             items = load_items(p.items.folder(ctx.settings), p.items.format)
             write_items(path, [{str(k): v for k, v in r.items()} for r in items.to_dict("records")])
             st.extra["items_metadata"] = len(items)
-        st.extra["path"] = str(path.resolve().relative_to(ctx.settings.data_dir.resolve()))
+        st.extra["path"] = shown(path, ctx.settings)
     ctx.pause_point("train.after_save")
     try:
         with ctx.stage("register"), session_scope(ctx.settings.sqlalchemy_url) as s:
+            # Hold the job for this attempt in the transaction that adds the model row: if the
+            # reaper re-queued the job meanwhile (a worker slow, not dead), this attempt stops
+            # here and the new one registers; a reaper that comes later waits for this commit,
+            # then finds a fresh heartbeat.
+            if not jobs_repo.beat(s, ctx.job_id, ctx.attempt, utcnow()):
+                raise AttemptSuperseded(
+                    f"job {ctx.job_id}: attempt {ctx.attempt} no longer owns the job; "
+                    "its artifact is left to the attempt that does"
+                )
             row = repo.add(
                 s,
                 version=version,
@@ -177,7 +188,10 @@ def run(ctx: JobContext, p: TrainParams) -> dict[str, Any]:
     except (TransientJobError, AttemptSuperseded):
         raise  # a retry, or the attempt that superseded this one, registers the artifact
     except Exception:
-        _discard(models_dir, version, owner)  # failing for good: leave no unregistered artifact
+        # Failing for good: leave no unregistered artifact. Never remove a registered one (an
+        # attempt that raced this one may have registered it).
+        if not _registered(ctx, version):
+            _discard(models_dir, version, owner)
         raise
     return {
         "model_id": model_id,
@@ -188,7 +202,7 @@ def run(ctx: JobContext, p: TrainParams) -> dict[str, Any]:
         "activated": allowed,
         "activation_reason": reason,
         "data": p.data.describe(),
-        "path": str(path.resolve().relative_to(ctx.settings.data_dir.resolve())),  # in data dir
+        "path": shown(path, ctx.settings),  # in the data dir
     }
 
 
@@ -292,7 +306,7 @@ def _registered_by_this_job(ctx: JobContext, version: str) -> dict[str, Any] | N
             "metrics": row.metrics,
             "activated": row.active,
             "activation_reason": "registered by an earlier attempt of this job",
-            "path": str(Path(row.path).resolve().relative_to(ctx.settings.data_dir.resolve())),
+            "path": shown(Path(row.path), ctx.settings),
         }
 
 

@@ -124,3 +124,20 @@ def test_settings_refuse_a_heartbeat_timeout_not_above_the_interval() -> None:
     defaults = Settings()
     # Detection within a minute: stale after the timeout, noticed within one pass.
     assert defaults.job_heartbeat_timeout_s + defaults.job_supervisor_interval_s <= 60
+
+
+def test_the_reconciler_ends_a_queued_job_whose_cancel_was_requested_long_ago(
+    settings: Settings, celery: Celery
+) -> None:
+    # Cancelled while running, then re-queued for a retry whose message never went out: queued,
+    # cancel requested, no message. Nothing else would ever end it.
+    orphan = new_job(
+        settings, attempts=1, cancel_requested=True, dispatched_at=ago(60), updated_at=ago(60)
+    )
+    fresh = new_job(settings, cancel_requested=True)  # being handled by its own request now
+    report = supervisor.reconcile(_factory(settings), celery, settings, utcnow())
+    assert report.cancelled == [orphan] and not report.sent and not report.resent
+    ended = full_row(settings, orphan)
+    assert ended.state == "cancelled" and ended.finished_at is not None
+    assert row(settings, fresh).state == "queued"
+    assert queued_messages(settings) == []

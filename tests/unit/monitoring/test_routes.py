@@ -128,6 +128,14 @@ def test_metrics_expose_requests_jobs_and_monitor(
     assert 'recflow_monitor_events_per_second{type="total",window="1m"}' in text
 
 
+def test_made_up_methods_share_one_label(client: TestClient) -> None:
+    for i in range(5):
+        client.request(f"BREW{i}", "/api/v1/jobs")
+    text = client.get("/metrics").text
+    assert "BREW" not in text
+    assert 'method="OTHER",route="/api/v1/jobs"' in text
+
+
 def test_page_and_script_are_served(client: TestClient) -> None:
     page = client.get("/monitor")
     assert page.status_code == 200 and 'id="rate-chart"' in page.text

@@ -11,13 +11,19 @@ import threading
 import time
 from typing import Any
 
+import pytest
+
 from backend.config import Settings
+from backend.db.base import utcnow
 from backend.db.session import session_scope
 from backend.jobs import repository as jobs_repo
 from backend.jobs import service
+from backend.jobs.context import AttemptSuperseded
+from backend.jobs.kinds import train
 from backend.recsys.artifacts import load_artifact
 from backend.registry import repository as models_repo
 from workers import runner
+from workers.stages import StageTimer
 
 SYNTH = {"format": "synthetic", "n_users": 120, "n_items": 80, "n_ratings": 3_000, "seed": 3}
 
@@ -180,3 +186,20 @@ def test_what_a_job_that_ended_for_good_left_unregistered_is_removed_by_the_next
     assert _models(settings) == [("v5", nxt)]
     [save] = [st for st in _job(settings, nxt).stages if st.name == "save"]
     assert save.extra["orphans_removed"] == ["v4"]
+
+
+def test_an_attempt_that_lost_the_job_neither_registers_nor_removes_the_artifact(
+    settings: Settings,
+) -> None:
+    # A worker slow but alive: the reaper re-queued its job, and attempt 2 now owns it. Attempt
+    # 1 runs on (its heartbeat thread has not noticed yet) and reaches register.
+    params = {"data": SYNTH, "model": {"params": {"n_epochs": 3}}, "version": "v6"}
+    with session_scope(settings.sqlalchemy_url) as s:
+        job, _ = service.create(s, "train", params, None, settings=settings)
+        job.state, job.attempts, job.heartbeat_at = "running", 2, utcnow()
+        job_id = job.id
+    stale = StageTimer(settings, job_id, 1)
+    with pytest.raises(AttemptSuperseded):
+        train.run(stale, service.parse_params("train", params, settings))  # type: ignore[arg-type]
+    assert _models(settings) == []  # not registered by the attempt that lost the job
+    assert _entries(settings) == ["v6"]  # and left whole for the attempt that owns it
