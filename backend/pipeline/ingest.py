@@ -487,14 +487,16 @@ def run_ingest(
         # a Python traceback of the batch function (the log has the whole text).
         if not is_transient_source_error(reason):
             log.error("the ingestion query failed: %s", failure)
-            raise IngestError(f"the ingestion query failed: {_first_line(reason)}") from failure
+            raise IngestError(f"the ingestion query failed: {_public_failure(reason)}") from failure
         if in_a_row >= opts.max_restarts:
             log.error("the ingestion query failed: %s", failure)
             if opts.max_restarts == 0:
-                raise IngestError(f"the ingestion query failed: {_first_line(reason)}") from failure
+                raise IngestError(
+                    f"the ingestion query failed: {_public_failure(reason)}"
+                ) from failure
             raise IngestError(
                 f"the ingestion query failed on its source {in_a_row + 1} times in a row "
-                f"(max_restarts={opts.max_restarts}); last failure: {_first_line(reason)}"
+                f"(max_restarts={opts.max_restarts}); last failure: {_public_failure(reason)}"
             ) from failure
         in_a_row += 1
         restarts += 1
@@ -545,6 +547,20 @@ def failure_text(exc: BaseException) -> str:
 def _first_line(text: str) -> str:
     line = text.strip().splitlines()[0] if text.strip() else ""
     return line[:300]
+
+
+# The last line of a Python traceback, or of a Java exception: "pkg.SomeError: what happened".
+_EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.$]*(?:Error|Exception): \S.*$")
+
+
+def _public_failure(text: str) -> str:
+    """A query failure for the job's public error: Spark's first line without the traceback it
+    may quote, and the innermost exception's own line (what a user can act on)."""
+    first = _first_line(text).split(" Return Message:", 1)[0]
+    causes = [line.strip() for line in text.splitlines() if _EXCEPTION_LINE.match(line.strip())]
+    if causes and causes[-1] not in first:
+        return f"{first} (cause: {causes[-1][:300]})"
+    return first
 
 
 class _QueryFailed(Exception):

@@ -499,9 +499,14 @@ def test_other_query_failures_end_the_run_at_once(
         raise RuntimeError("the disk is on fire")
 
     monkeypatch.setattr(BatchWriter, "_write", broken)
-    with pytest.raises(IngestError, match="the disk is on fire"):
+    with pytest.raises(IngestError, match="the disk is on fire") as failed:
         run_ingest(spark, opts)
     assert calls == [0]
+    # The message becomes the job's public error: the cause, without Spark's plan or a traceback.
+    message = str(failed.value)
+    assert "RuntimeError: the disk is on fire" in message
+    assert "Traceback" not in message and "Streaming Query" not in message
+    assert "File " not in message and "\n" not in message
 
 
 def test_restarts_in_a_row_are_bounded(
