@@ -224,7 +224,7 @@ class Settings(BaseSettings):
     broker_visibility_timeout_s: int = Field(default=3600, ge=1)
     broker_connect_timeout_s: float = Field(default=2.0, gt=0)
 
-    # Job supervision (issue 15): the job row is the source of truth, so every process that runs
+    # Job supervision: the job row is the source of truth, so every process that runs
     # a supervisor (each worker's main process and each API process) re-sends jobs whose message
     # was never sent or was lost, and recovers jobs whose worker stopped heartbeating.
     # A running job's worker writes its heartbeat every this many seconds.

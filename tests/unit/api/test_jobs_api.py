@@ -108,8 +108,8 @@ def test_cancel_queued_job_then_conflict(client: TestClient) -> None:
 
 
 def test_api_key_guards_reads_and_mutations(tmp_path: Path, settings: Settings) -> None:
-    # Issue 15 changed this on purpose: reads needed no key before; with a key configured,
-    # every job route now needs one (tests/unit/api/test_auth.py covers every route).
+    # With a key configured, every job route needs one, reads included
+    # (tests/unit/api/test_auth.py covers every route).
     keyed = settings.model_copy(update={"api_key": SecretStr("s3cret")})
     with TestClient(create_app(keyed)) as c:
         r = c.post("/api/v1/jobs", json={"kind": "echo"})

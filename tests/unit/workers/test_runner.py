@@ -80,8 +80,8 @@ def _as_left_running(
 
 
 def test_job_left_running_by_a_dead_worker_runs_again(settings: Settings) -> None:
-    # Changed with issue 15: a job is taken over only when its heartbeat is stale (or its
-    # process is provably gone), never just because it is "running".
+    # A job is taken over only when its heartbeat is stale (or its process is provably gone),
+    # never just because it is "running".
     job_id = _new_job(settings, "echo", {"stages": 2})
     _as_left_running(settings, job_id, beat_age_s=settings.job_heartbeat_timeout_s + 1)
     assert runner.execute(settings, job_id) == "succeeded"
