@@ -121,6 +121,9 @@ def train_active_model(settings: Settings, version: str = "v1") -> None:
     with session_scope(settings.sqlalchemy_url) as s:
         job_id = service.create(s, "train", params, None)[0].id
     runner.execute(settings, job_id)
+    with session_scope(settings.sqlalchemy_url) as s:
+        job = service.get_or_404(s, job_id)
+        assert job.state == "succeeded", job.error
 
 
 def monitor_snapshot() -> dict[str, Any]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
-from typing import Any
 
 import httpx
 import pytest
@@ -18,27 +17,10 @@ from fastapi.testclient import TestClient
 from backend.api.app import create_app
 from backend.config import Settings
 from backend.db.session import session_scope
-from backend.jobs import service
 from backend.registry import repository as repo
-from workers import runner
+from tests.unit.api.schemathesis_support import train_active_model as train
 
-SYNTH = {"format": "synthetic", "n_users": 80, "n_items": 50, "n_ratings": 1_500, "seed": 3}
 DAMAGES = ["corrupt_npz", "manifest_mismatch", "missing_dir"]
-
-
-def train(settings: Settings, version: str) -> None:
-    params: dict[str, Any] = {
-        "data": SYNTH,
-        "model": {"params": {"n_epochs": 2, "random_state": 1}},
-        "version": version,
-        "activate": "always",
-    }
-    with session_scope(settings.sqlalchemy_url) as s:
-        job_id = service.create(s, "train", params, None)[0].id
-    runner.execute(settings, job_id)
-    with session_scope(settings.sqlalchemy_url) as s:
-        job = service.get_or_404(s, job_id)
-        assert job.state == "succeeded", job.error
 
 
 def damage(settings: Settings, version: str, how: str) -> None:
