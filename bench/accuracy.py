@@ -35,10 +35,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from backend.recsys.algorithms import AlgoSpec, fit  # noqa: E402
+from backend.recsys.crossval import cross_validate, validate  # noqa: E402
 from backend.recsys.datasets import RatingsSource, load_ratings  # noqa: E402
 from backend.recsys.search import grid_search  # noqa: E402
 from backend.recsys.synthetic import generate_ratings  # noqa: E402
-from backend.recsys.validate import cross_validate, validate  # noqa: E402
 
 ML100K = REPO.parent / "shared" / "data" / "ml-100k"
 SEED = 0
@@ -89,7 +89,7 @@ def _parallel_ratio(ratings: Any, spec: Any, repeats: int) -> dict[str, Any]:
 
 
 def _import_core() -> bool:
-    import backend.recsys.validate  # noqa: F401
+    import backend.recsys.crossval  # noqa: F401
 
     return True
 

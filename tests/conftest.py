@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from backend import catalog
 from backend.config import Settings
 from backend.db.migrate import upgrade
 
@@ -22,6 +23,9 @@ SERVICES: dict[str, str] = {
     if k.startswith("RECFLOW_") and k not in ("RECFLOW_REQUIRE_SERVICES",)
 }
 REQUIRE_SERVICES = bool(os.environ.get("RECFLOW_REQUIRE_SERVICES"))
+
+# The job kinds, as every entry point installs them (tests call the platform directly).
+catalog.install()
 
 
 def service_env(name: str) -> str:

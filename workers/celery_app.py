@@ -7,12 +7,14 @@ from typing import Any
 
 from celery.signals import worker_ready, worker_shutdown
 
+from backend import catalog
 from backend.config import get_settings
 from backend.jobs.queue import make_celery
 from backend.jobs.supervisor import Supervisor
 
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
+catalog.install()  # the job kinds this worker runs
 app = make_celery(get_settings())
 app.conf.imports = ("workers.tasks",)
 

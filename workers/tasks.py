@@ -7,9 +7,9 @@ from typing import Any
 from sqlalchemy.exc import DBAPIError
 
 from backend.config import get_settings
+from backend.jobs import runner
 from backend.jobs.context import TransientJobError
 from backend.jobs.queue import RUN_JOB_TASK
-from workers import runner
 from workers.celery_app import app
 
 

@@ -1,14 +1,9 @@
-"""The one error of the A/B statistics core.
-
-It is a ``ValueError`` for callers that only know the standard library, and an
-:class:`backend.errors.InvalidInputError` so the API's single handler turns it into a 422 with
-``{"error": ..., "detail": ...}`` without a special case.
-"""
+"""The one error of the A/B statistics core: input that cannot be analysed as given."""
 
 from __future__ import annotations
 
-from backend.errors import InvalidInputError
+from backend.errors import DataError
 
 
-class AbTestInputError(InvalidInputError, ValueError):
+class AbTestInputError(DataError):
     """Input that cannot be analysed as given; the message says what to fix."""

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
 
+from backend import catalog
 from backend.api import auth, docs, errors
 from backend.api.middleware import BodyGuard
 from backend.api.responses import document_errors
@@ -35,6 +36,7 @@ API_PREFIX = "/api/v1"
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     settings.ensure_dirs()
+    catalog.install()  # the job kinds this API accepts
     holder = ModelHolder(settings.sqlalchemy_url, settings.serving_refresh_s)
     shutdown = Shutdown()
 

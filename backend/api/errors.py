@@ -11,7 +11,8 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from backend.errors import AppError
+from backend.errors import AppError, describe
+from backend.errors import DataError as CoreDataError
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +34,13 @@ def _describe(err: dict[str, Any]) -> str:
 
 def install(app: FastAPI) -> None:
     @app.exception_handler(AppError)
-    async def _app_error(_: Request, exc: AppError) -> JSONResponse:
-        return JSONResponse(_body(exc.message, exc.detail), status_code=exc.status_code)
+    @app.exception_handler(CoreDataError)
+    async def _app_error(_: Request, exc: Exception) -> JSONResponse:
+        described = describe(exc)
+        assert described is not None  # both classes are described
+        return JSONResponse(
+            _body(described.message, described.detail), status_code=described.status
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -8,9 +8,12 @@ import sys
 import typer
 from pydantic import SecretStr
 
+from backend import catalog
 from backend.cli import abtest, db, demo, jobs, monitor, recsys, report, streaming
 from backend.cli.output import fail
 from backend.config import Settings, get_settings
+
+catalog.install()  # the job kinds the CLI submits and runs in-process
 
 app = typer.Typer(
     name="recflow",

@@ -16,8 +16,7 @@ from backend.db.migrate import upgrade
 from backend.db.session import session_scope
 from backend.errors import AppError
 from backend.jobs import repository as repo
-from backend.jobs import service
-from workers import runner
+from backend.jobs import runner, service
 
 
 def run_inline(kind: str, params: dict[str, Any], *, quiet: bool = False) -> dict[str, Any]:

@@ -165,7 +165,7 @@ def compact(
 @lake_app.command()
 def stats(as_json: bool = typer.Option(False, "--json")) -> None:
     """Rows per event type and the quarantine's reasons."""
-    from backend.pipeline.lake import LakeEmptyError, read_events, read_quarantine
+    from backend.lake.readers import LakeEmptyError, read_events, read_quarantine
 
     lake = get_settings().lake_dir
     try:

@@ -17,8 +17,8 @@ from backend.db.base import utcnow
 from backend.db.tables import Job
 from backend.errors import ConflictError, InvalidInputError, NotFoundError, UnavailableError
 from backend.jobs import repository as repo
-from backend.jobs.kinds import all_kinds, get_kind
-from backend.jobs.kinds.params import non_finite
+from backend.jobs.kind import installed
+from backend.jobs.params import non_finite
 from backend.jobs.queue import QUEUE, RUN_JOB_TASK
 from backend.jobs.schemas import JobOut, StageOut
 
@@ -34,9 +34,10 @@ def parse_params(kind: str, params: dict[str, Any], settings: Settings) -> BaseM
     refused anywhere in the params, also where a kind accepts any JSON value. Raises
     ``InvalidInputError`` whose detail lists ``{loc, msg, type}`` with ``loc`` from ``params``.
     """
-    job_kind = get_kind(kind)
+    catalog = installed()
+    job_kind = catalog.get(kind)
     if job_kind is None:
-        known = ", ".join(all_kinds())
+        known = ", ".join(catalog.names())
         raise InvalidInputError(f"unknown job kind {kind!r}; known kinds: {known}")
     errors: list[dict[str, Any]] = [
         {

@@ -28,7 +28,7 @@ from pathlib import Path
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from backend.pipeline import layout
+from backend.lake import layout
 
 
 @dataclass(frozen=True)

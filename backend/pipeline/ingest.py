@@ -70,7 +70,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from backend.pipeline import layout
+from backend.lake import layout
 from backend.pipeline.sources import EventSource, SourceUnavailableError, check_source, read_stream
 from backend.pipeline.validation import with_validation
 from backend.streaming.events import DEFAULT_RULES, FIELD_NAMES, REASONS, ValidationRules

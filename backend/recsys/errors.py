@@ -7,8 +7,10 @@ message as written, so each message names the problem and how to fix it.
 
 from __future__ import annotations
 
+from backend.errors import DataError as _CoreDataError
 
-class DataError(ValueError):
+
+class DataError(_CoreDataError):
     """Input data or parameters that the core cannot use."""
 
 

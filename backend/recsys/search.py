@@ -17,9 +17,9 @@ from typing import Any, Literal
 import numpy as np
 
 from backend.recsys.algorithms import AlgoSpec
+from backend.recsys.crossval import CVResult, cross_validate
 from backend.recsys.datasets import Ratings
 from backend.recsys.errors import DataError
-from backend.recsys.validate import CVResult, cross_validate
 
 Progress = Callable[[float, str], None]
 MAX_TRIALS = 10_000

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from backend.errors import InvalidInputError
+from backend.jobs.kind import installed
 
 MAX_LAST = 10_000
 DEFAULT_LAST = 1_000
@@ -91,12 +92,9 @@ class PipelineReportParams(BaseModel):
     def _known_kind(cls, v: str | None) -> str | None:
         if v is None:
             return None
-        # Imported here: the kinds registry loads this module's users (the report kind).
-        from backend.jobs.kinds import all_kinds
-
-        known = all_kinds()
-        if v not in known:
-            raise ValueError(f"unknown job kind {v!r}; known kinds: {', '.join(known)}")
+        catalog = installed()
+        if v not in catalog:
+            raise ValueError(f"unknown job kind {v!r}; known kinds: {', '.join(catalog.names())}")
         return v
 
     @field_validator("until")

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from backend.pipeline import lake, layout
+from backend.lake import layout
+from backend.lake import readers as lake
 from tests.integration.test_ingest_kafka import KafkaEnv, kafka_env, produce_traffic
 
 pytestmark = [pytest.mark.integration, pytest.mark.kafka, pytest.mark.slow]

@@ -17,7 +17,8 @@ from typing import Any
 
 import pytest
 
-from backend.pipeline import lake, layout
+from backend.lake import layout
+from backend.lake import readers as lake
 from backend.pipeline.ingest import IngestOptions, IngestResult, run_ingest
 from backend.pipeline.sources import KafkaSource, SourceUnavailableError, check_source
 from backend.pipeline.spark import SparkOptions, build_spark

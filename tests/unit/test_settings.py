@@ -49,7 +49,7 @@ def test_an_inverted_rating_scale_is_refused(monkeypatch: pytest.MonkeyPatch) ->
 
 
 def test_spark_settings_reach_the_session_options(monkeypatch: pytest.MonkeyPatch) -> None:
-    from backend.jobs.kinds.ingest import spark_options
+    from backend.pipeline.job import spark_options
 
     defaults = spark_options(Settings())
     assert (defaults.state_store, defaults.gc) == ("rocksdb", "parallel")

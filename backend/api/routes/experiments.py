@@ -97,7 +97,7 @@ def list_experiments(session: SessionDep, settings: SettingsDep) -> dict[str, An
     analysed = {name: (n, last) for name, n, last in repository.summaries(session)}
     in_lake: list[str] = []
     try:
-        from backend.pipeline.lake import list_experiments as lake_experiments
+        from backend.lake.readers import list_experiments as lake_experiments
 
         in_lake = list(lake_experiments(settings.lake_dir))
     except (ImportError, ValueError, OSError):

@@ -12,7 +12,7 @@ from backend.api.responses import errors
 from backend.errors import InvalidInputError
 from backend.jobs import repository as repo
 from backend.jobs import service
-from backend.jobs.kinds import all_kinds
+from backend.jobs.kind import installed
 from backend.jobs.schemas import JobCreate, JobKindOut, JobOut, JobPage, JobState
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
@@ -66,7 +66,7 @@ def list_kinds() -> list[JobKindOut]:
         JobKindOut(
             name=k.name, description=k.description, params_schema=k.params_model.model_json_schema()
         )
-        for k in all_kinds().values()
+        for k in installed()
     ]
 
 
@@ -79,8 +79,10 @@ def list_jobs(
     cursor: str | None = None,
 ) -> JobPage:
     """List jobs, newest first; pass next_cursor back as cursor for the next page."""
-    if kind is not None and kind not in all_kinds():
-        raise InvalidInputError(f"unknown job kind {kind!r}; known kinds: {', '.join(all_kinds())}")
+    catalog = installed()
+    if kind is not None and kind not in catalog:
+        known = ", ".join(catalog.names())
+        raise InvalidInputError(f"unknown job kind {kind!r}; known kinds: {known}")
     before = service.decode_cursor(cursor) if cursor else None
     if before is not None and not in_db_range(before):  # a forged cursor
         raise InvalidInputError(

@@ -145,12 +145,15 @@ def test_structural_errors_raise(make, message: str) -> None:  # type: ignore[no
         make()
 
 
-def test_error_is_a_value_error_and_an_app_error() -> None:
-    from backend.errors import AppError
+def test_error_is_a_data_error_that_the_doors_show_as_a_422() -> None:
+    from backend.errors import AppError, describe
 
     with pytest.raises(ValueError) as info:
         analyze([A, B], control="Z")
-    assert isinstance(info.value, AppError) and info.value.status_code == 422
+    assert not isinstance(info.value, AppError)  # the core knows nothing of HTTP
+    described = describe(info.value)
+    assert described is not None and described.status == 422
+    assert "control variant 'Z'" in described.message
 
 
 def test_monte_carlo_and_prior_reach_the_result() -> None:

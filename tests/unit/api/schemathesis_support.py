@@ -24,12 +24,11 @@ from backend.api.app import create_app
 from backend.config import Settings
 from backend.db.migrate import upgrade
 from backend.db.session import session_scope
-from backend.jobs import service
+from backend.jobs import runner, service
 from backend.monitoring.consumer import Monitor, MonitorOptions, Record
 from backend.monitoring.snapshots import MemorySnapshotStore
 from backend.streaming.events import now_ms
 from tests.unit.monitoring.test_consumer import TP, raw
-from workers import runner
 
 # The stream runs until max_s (an hour by default): tests/unit/monitoring and the shutdown test
 # cover it.

@@ -10,8 +10,7 @@ import pytest
 
 from backend.cli.inline import run_inline
 from backend.config import Settings, get_settings
-from backend.jobs import supervisor
-from backend.jobs.kinds import echo
+from backend.jobs import echo, supervisor
 from backend.jobs.queue import make_celery
 from tests.unit.jobs.conftest import full_row, queued_messages
 

@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 
 from backend.api.app import create_app
 from backend.config import Settings
-from workers import runner
+from backend.jobs import runner
 
 
 def _user_table(path: Path, ctr: dict[str, float], users: int, seed: int = 1) -> Path:

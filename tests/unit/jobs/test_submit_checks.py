@@ -21,7 +21,7 @@ from fastapi.testclient import TestClient
 from backend.api.app import create_app
 from backend.config import Settings
 from backend.db.migrate import upgrade
-from workers import runner
+from backend.jobs import runner
 
 SECRET = "SECRET-7f3a9c-token"
 RATINGS = "user,item,rating,timestamp\nu1,i1,4,1\nu2,i1,3,2\nu1,i2,5,3\nu3,i2,2,4\n"
@@ -324,8 +324,8 @@ def test_nan_and_infinity_are_422(world: World, kind: str, params: str, loc: lis
 
 def test_the_params_models_refuse_nan_without_the_api(world: World) -> None:
     # The worker validates the stored params with the models alone: they refuse NaN too.
-    from backend.jobs.kinds.abtest import AbTestParams
-    from backend.jobs.kinds.sources import AlgoParams
+    from backend.experiments.job import AbTestParams
+    from backend.training.sources import AlgoParams
 
     with pytest.raises(ValueError, match="finite number"):
         AbTestParams.model_validate({"experiment": "e", "prior": [float("nan"), 1.0]})

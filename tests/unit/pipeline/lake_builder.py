@@ -9,7 +9,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from backend.pipeline import layout
+from backend.lake import layout
 
 EVENT_SCHEMA = pa.schema(
     [

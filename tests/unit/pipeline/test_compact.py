@@ -2,7 +2,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from backend.pipeline import lake, layout
+from backend.lake import layout
+from backend.lake import readers as lake
 from backend.pipeline.compact import compact
 from tests.unit.pipeline.lake_builder import event, write_batch
 

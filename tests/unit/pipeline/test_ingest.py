@@ -16,7 +16,9 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from backend.pipeline import lake, layout, native
+from backend.lake import layout
+from backend.lake import readers as lake
+from backend.pipeline import native
 from backend.pipeline.compact import compact
 from backend.pipeline.ingest import (
     IngestError,

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 
 from backend.recsys.algorithms import AlgoSpec
+from backend.recsys.crossval import cross_validate
 from backend.recsys.datasets import Ratings
 from backend.recsys.errors import DataError
 from backend.recsys.search import IntRange, LogUniform, grid_search, random_search
 from backend.recsys.synthetic import generate_ratings
-from backend.recsys.validate import cross_validate
 
 
 @pytest.fixture(scope="module")

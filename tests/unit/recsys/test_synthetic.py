@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from backend.recsys.algorithms import AlgoSpec
+from backend.recsys.crossval import cross_validate
 from backend.recsys.errors import DataError
 from backend.recsys.synthetic import generate_ratings
-from backend.recsys.validate import cross_validate
 
 
 def test_same_seed_same_data_other_seed_other_data() -> None:

@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 from backend.config import Settings
 from backend.db.session import session_scope
 from backend.db.tables import Job
+from backend.jobs import runner
 from backend.reports import repository
 from backend.reports.params import parse_params
 from backend.reports.service import build_report
@@ -25,7 +26,6 @@ from tests.unit.reports.support import (
     insert_runs,
     run_job,
 )
-from workers import runner
 
 
 def report_of(settings: Settings, **filters: Any) -> dict[str, Any]:

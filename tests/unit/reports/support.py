@@ -27,10 +27,9 @@ from backend.api.routes import reports as report_routes
 from backend.config import Settings
 from backend.db.session import session_scope
 from backend.db.tables import Job, JobStage
-from backend.jobs import service
-from backend.jobs.kinds import report as _report_kind  # noqa: F401  (registers the kind)
+from backend.jobs import runner, service
+from backend.reports import job as _report_kind  # noqa: F401  (registers the kind)
 from tests.conftest import REQUIRE_SERVICES
-from workers import runner
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -113,7 +113,7 @@ def test_html_has_tables_charts_and_flags(client: TestClient, crafted: Settings)
 
 
 def test_stored_report_round_trips(client: TestClient, crafted: Settings) -> None:
-    from workers import runner
+    from backend.jobs import runner
 
     r = client.post(PIPELINE, json={"kind": "train", "factor": 2})
     assert runner.execute(crafted, r.json()["id"]) == "succeeded"

@@ -12,9 +12,8 @@ from fastapi.testclient import TestClient
 from backend.api.app import create_app
 from backend.config import Settings
 from backend.db.session import session_scope
-from backend.jobs import service
+from backend.jobs import runner, service
 from backend.registry import repository as repo
-from workers import runner
 
 SYNTH = {"format": "synthetic", "n_users": 300, "n_items": 200, "n_ratings": 12_000, "seed": 3}
 

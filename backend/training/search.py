@@ -10,8 +10,8 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from backend.db.session import session_scope
 from backend.jobs.context import JobContext
-from backend.jobs.kinds import JobKind, register
-from backend.jobs.kinds.params import (
+from backend.jobs.kind import JobKind
+from backend.jobs.params import (
     Folds,
     HyperValue,
     JobParams,
@@ -20,7 +20,6 @@ from backend.jobs.kinds.params import (
     context_settings,
     custom_error,
 )
-from backend.jobs.kinds.sources import RatingsParams, check_hyperparameters, load, scaled
 from backend.recsys.search import (
     MAX_TRIALS,
     IntRange,
@@ -30,6 +29,7 @@ from backend.recsys.search import (
     random_search,
 )
 from backend.registry import repository as repo
+from backend.training.sources import RatingsParams, check_hyperparameters, load, scaled
 
 
 class Distribution(JobParams):
@@ -206,4 +206,4 @@ def run(ctx: JobContext, p: SearchParams) -> dict[str, Any]:
     }
 
 
-register(JobKind("search", SearchParams, run, "Grid or random hyperparameter search by CV RMSE."))
+KIND = JobKind("search", SearchParams, run, "Grid or random hyperparameter search by CV RMSE.")

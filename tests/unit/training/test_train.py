@@ -17,13 +17,12 @@ from backend.config import Settings
 from backend.db.base import utcnow
 from backend.db.session import session_scope
 from backend.jobs import repository as jobs_repo
-from backend.jobs import service
+from backend.jobs import runner, service
 from backend.jobs.context import AttemptSuperseded
-from backend.jobs.kinds import train
+from backend.jobs.stages import StageTimer
 from backend.recsys.artifacts import load_artifact
 from backend.registry import repository as models_repo
-from workers import runner
-from workers.stages import StageTimer
+from backend.training import train
 
 SYNTH = {"format": "synthetic", "n_users": 120, "n_items": 80, "n_ratings": 3_000, "seed": 3}
 

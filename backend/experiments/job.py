@@ -14,8 +14,8 @@ from backend.config import Settings
 from backend.db.session import session_scope
 from backend.experiments import repository
 from backend.jobs.context import JobContext
-from backend.jobs.kinds import JobKind, register
-from backend.jobs.kinds.params import (
+from backend.jobs.kind import JobKind
+from backend.jobs.params import (
     JobParams,
     confined,
     context_settings,
@@ -162,7 +162,7 @@ def run(ctx: JobContext, params: AbTestParams) -> dict[str, Any]:
             counts = counts_from_csv(params.csv_file(ctx.settings), unit=params.unit)
             st.rows_out = len(counts)
         else:
-            from backend.pipeline.lake import read_experiment_events
+            from backend.lake.readers import read_experiment_events
 
             events = read_experiment_events(ctx.settings.lake_dir, params.experiment)
             st.rows_in = len(events)
@@ -207,4 +207,4 @@ def run(ctx: JobContext, params: AbTestParams) -> dict[str, Any]:
     return {"analysis_id": analysis_id, "experiment": params.experiment, **result}
 
 
-register(JobKind("abtest", AbTestParams, run, "Analyse an A/B test on CTR and store the result."))
+KIND = JobKind("abtest", AbTestParams, run, "Analyse an A/B test on CTR and store the result.")

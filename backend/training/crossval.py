@@ -14,13 +14,13 @@ from pydantic import Field
 
 from backend.db.session import session_scope
 from backend.jobs.context import JobContext
-from backend.jobs.kinds import JobKind, register
-from backend.jobs.kinds.params import Folds, JobParams, NJobs
-from backend.jobs.kinds.sources import AlgoParams, RatingsParams, load, scaled
+from backend.jobs.kind import JobKind
+from backend.jobs.params import Folds, JobParams, NJobs
 from backend.recsys.algorithms import AlgoSpec
+from backend.recsys.crossval import CVResult, validate
 from backend.recsys.ranking import evaluate_ranking
-from backend.recsys.validate import CVResult, validate
 from backend.registry import repository as repo
+from backend.training.sources import AlgoParams, RatingsParams, load, scaled
 
 MetricRow = tuple[str, int | None, str, float | None]
 
@@ -178,4 +178,4 @@ def run(ctx: JobContext, p: ValidateParams) -> dict[str, Any]:
     return result
 
 
-register(JobKind("validate", ValidateParams, run, "k-fold CV with RMSE, MAE, MPE and ranking."))
+KIND = JobKind("validate", ValidateParams, run, "k-fold CV with RMSE, MAE, MPE and ranking.")

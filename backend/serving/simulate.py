@@ -15,9 +15,8 @@ from pydantic import Field, ValidationInfo, model_validator
 
 from backend.db.session import session_scope
 from backend.jobs.context import JobContext
-from backend.jobs.kinds import JobKind, register
-from backend.jobs.kinds.params import JobParams, context_settings, custom_error
-from backend.jobs.kinds.train import ModelVersion
+from backend.jobs.kind import JobKind
+from backend.jobs.params import JobParams, context_settings, custom_error
 from backend.paths import shown
 from backend.recsys.artifacts import load_artifact
 from backend.recsys.foldin import fold_in, recommend_folded
@@ -26,6 +25,7 @@ from backend.recsys.precompute import precompute_topn
 from backend.recsys.scenarios import compare_scenarios
 from backend.recsys.topn import id_index
 from backend.registry import repository as repo
+from backend.training.train import ModelVersion
 
 
 class SimulateParams(JobParams):
@@ -154,4 +154,4 @@ def run(ctx: JobContext, p: SimulateParams) -> dict[str, Any]:
     }
 
 
-register(JobKind("simulate", SimulateParams, run, "Precompute top-N, compare versions, what-if."))
+KIND = JobKind("simulate", SimulateParams, run, "Precompute top-N, compare versions, what-if.")

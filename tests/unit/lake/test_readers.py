@@ -5,8 +5,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from backend.pipeline import lake
-from backend.pipeline.lake import LakeEmptyError
+from backend.lake import readers as lake
+from backend.lake.readers import LakeEmptyError
 from tests.unit.pipeline.lake_builder import event, write_batch
 
 T0 = 1_700_000_000  # 2023-11-14

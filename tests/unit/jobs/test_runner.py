@@ -7,19 +7,21 @@ import socket
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
 from sqlalchemy.exc import OperationalError
 
+from backend.catalog import CATALOG
 from backend.config import Settings
 from backend.db.base import utcnow
 from backend.db.session import session_scope
 from backend.jobs import repository as repo
+from backend.jobs import runner
 from backend.jobs.context import TransientJobError
-from backend.jobs.kinds import JobKind, register
-from backend.jobs.kinds.echo import EchoParams
-from workers import runner
+from backend.jobs.echo import EchoParams
+from backend.jobs.kind import JobKind, install
 
 
 def _new_job(settings: Settings, kind: str, params: dict[str, object]) -> int:
@@ -114,9 +116,20 @@ def _flaky(ctx, params):  # type: ignore[no-untyped-def]
     raise TransientJobError("service briefly unreachable")
 
 
+_TEST_KINDS: list[JobKind] = []
+
+
 def _register_test_kind(name: str, run, description: str) -> None:  # type: ignore[no-untyped-def]
     """A job kind for these tests, with echo's parameters."""
-    register(JobKind(name, EchoParams, run, description))
+    _TEST_KINDS.append(JobKind(name, EchoParams, run, description))
+
+
+@pytest.fixture(autouse=True)
+def _test_kinds() -> Iterator[None]:
+    """The catalog with this module's kinds added, for each test of the module."""
+    previous = install(CATALOG.extended(*_TEST_KINDS))
+    yield
+    install(previous or CATALOG)
 
 
 _register_test_kind("test-flaky", _flaky, "always transient")

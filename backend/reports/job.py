@@ -6,7 +6,7 @@ from typing import Any
 
 from backend.db.session import session_scope
 from backend.jobs.context import JobContext
-from backend.jobs.kinds import JobKind, register
+from backend.jobs.kind import JobKind
 from backend.reports import repository
 from backend.reports.params import PipelineReportParams
 from backend.reports.service import build_report, summary
@@ -28,11 +28,9 @@ def run(ctx: JobContext, params: PipelineReportParams) -> dict[str, Any]:
     return summary(report, report_id)
 
 
-register(
-    JobKind(
-        "report",
-        PipelineReportParams,
-        run,
-        "Pipeline performance: per kind and stage timings, throughput, trend, regressions.",
-    )
+KIND = JobKind(
+    "report",
+    PipelineReportParams,
+    run,
+    "Pipeline performance: per kind and stage timings, throughput, trend, regressions.",
 )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from backend.config import Settings
-from workers.redact import public_error, redact_paths, roots_of
+from backend.jobs.redact import public_error, redact_paths, roots_of
 
 ROOTS = [Path("/srv/recflow/var/uploads"), Path("/srv/recflow/var"), Path("/data/movielens")]
 

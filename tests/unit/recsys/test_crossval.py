@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 
 from backend.recsys.algorithms import AlgoSpec
+from backend.recsys.crossval import cross_validate, cross_validate_surprise, validate
 from backend.recsys.datasets import Ratings, RatingsSource, load_ratings, ratings_from_frame
 from backend.recsys.errors import DataError
 from backend.recsys.synthetic import generate_ratings
-from backend.recsys.validate import cross_validate, cross_validate_surprise, validate
 
 
 @pytest.fixture(scope="module")

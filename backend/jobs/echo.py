@@ -8,8 +8,8 @@ from typing import Any
 from pydantic import Field, ValidationInfo, field_validator
 
 from backend.jobs.context import JobContext
-from backend.jobs.kinds import JobKind, register
-from backend.jobs.kinds.params import JobParams, at_most
+from backend.jobs.kind import JobKind
+from backend.jobs.params import JobParams, at_most
 
 
 class EchoParams(JobParams):
@@ -43,4 +43,4 @@ def run(ctx: JobContext, params: EchoParams) -> dict[str, Any]:
     return {"echo": params.model_dump()}
 
 
-register(JobKind("echo", EchoParams, run, "Return the params after an optional sleep."))
+KIND = JobKind("echo", EchoParams, run, "Return the params after an optional sleep.")

@@ -25,10 +25,10 @@ from backend.db.base import utcnow
 from backend.db.session import session_scope
 from backend.jobs import repository as repo
 from backend.jobs.context import AttemptSuperseded, JobCancelled, TransientJobError
-from backend.jobs.kinds import get_kind
+from backend.jobs.kind import installed
+from backend.jobs.redact import public_error
 from backend.jobs.service import parse_params
-from workers.redact import public_error
-from workers.stages import ProgressHook, StageTimer, with_db_retry
+from backend.jobs.stages import ProgressHook, StageTimer, with_db_retry
 
 log = logging.getLogger(__name__)
 
@@ -196,7 +196,7 @@ def execute(
         return "skipped"
     attempt = started.number
     retries_left = min(retries_left, settings.job_max_retries + 1 - attempt)
-    kind = get_kind(started.kind)
+    kind = installed().get(started.kind)
     with Heartbeat(settings, job_id, attempt) as heartbeat:
         timer = StageTimer(settings, job_id, attempt, on_progress=on_progress, lost=heartbeat.lost)
         state, result, error = "failed", None, None

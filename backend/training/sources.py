@@ -14,7 +14,7 @@ from typing import Literal
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from backend.config import Settings
-from backend.jobs.kinds.params import (
+from backend.jobs.params import (
     HyperValue,
     JobParams,
     at_most,
@@ -149,7 +149,7 @@ def load(params: RatingsParams, settings: Settings) -> Ratings:
         ).ratings
     if params.format == "lake":
         # The lake readers give the latest rating per (user, item) from the rating events.
-        from backend.pipeline.lake import read_ratings
+        from backend.lake.readers import read_ratings
 
         folder = (
             confine_ratings("lake", params.path, settings, field="data.path")

@@ -19,8 +19,8 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from backend.config import Settings
 from backend.jobs.context import JobCancelled, JobContext
-from backend.jobs.kinds import JobKind, register
-from backend.jobs.kinds.params import JobParams, confined, context_settings, custom_error
+from backend.jobs.kind import JobKind
+from backend.jobs.params import JobParams, confined, context_settings, custom_error
 from backend.paths import confine
 from backend.pipeline.ingest import IngestOptions, run_ingest
 from backend.pipeline.sources import DirSource, EventSource, KafkaSource
@@ -174,4 +174,4 @@ def run(ctx: JobContext, p: IngestParams) -> dict[str, Any]:
     return out
 
 
-register(JobKind("ingest", IngestParams, run, "Stream events into the Parquet lake (Spark)."))
+KIND = JobKind("ingest", IngestParams, run, "Stream events into the Parquet lake (Spark).")

@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
-from backend.pipeline import layout
+from backend.lake import layout
 
 
 class LakeEmptyError(ValueError):

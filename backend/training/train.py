@@ -23,18 +23,18 @@ from backend.db.base import utcnow
 from backend.db.session import session_scope
 from backend.jobs import repository as jobs_repo
 from backend.jobs.context import AttemptSuperseded, JobContext, TransientJobError
-from backend.jobs.kinds import JobKind, register
-from backend.jobs.kinds.params import JobParams, NJobs, at_most
-from backend.jobs.kinds.sources import AlgoParams, ItemsParams, RatingsParams, load, scaled
+from backend.jobs.kind import JobKind
+from backend.jobs.params import JobParams, NJobs, at_most
 from backend.paths import shown
 from backend.recsys.algorithms import AlgoSpec, fit
 from backend.recsys.artifacts import load_artifact, save_artifact
+from backend.recsys.crossval import cross_validate
 from backend.recsys.datasets import load_items
 from backend.recsys.errors import CorruptArtifactError, DataError
-from backend.recsys.validate import cross_validate
 from backend.registry import repository as repo
 from backend.registry import service as registry
 from backend.serving.state import write_items
+from backend.training.sources import AlgoParams, ItemsParams, RatingsParams, load, scaled
 
 CLAIMS_DIR = ".claims"
 VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -371,6 +371,4 @@ def _discard(models_dir: Path, version: str, owner: dict[str, Any]) -> None:
     _claim_file(models_dir, version).unlink(missing_ok=True)
 
 
-register(
-    JobKind("train", TrainParams, run, "Fit a model, store a versioned artifact, register it.")
-)
+KIND = JobKind("train", TrainParams, run, "Fit a model, store a versioned artifact, register it.")
