@@ -35,6 +35,7 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy backend workers
+	$(BIN)/lint-imports
 
 format: setup
 	$(BIN)/ruff format .

@@ -100,7 +100,6 @@ class Settings(BaseSettings):
     api_url: str = "http://127.0.0.1:8000"
     api_key: SecretStr | None = None
     max_body_bytes: int = Field(default=1_000_000, ge=1024)
-    cors_origins: list[str] = []
 
     # --- Shutdown of the API (backend/api/shutdown.py) -----------------------------------------
     # On SIGTERM or SIGINT, open server-sent event streams end at once with `event: end`; a
@@ -218,7 +217,6 @@ class Settings(BaseSettings):
     serving_refresh_s: float = Field(default=2.0, gt=0)
 
     # Jobs
-    job_soft_time_limit_s: int = Field(default=3600, ge=1)
     job_max_retries: int = Field(default=3, ge=0)
     # Unacknowledged tasks of a worker that died are redelivered after this many seconds.
     broker_visibility_timeout_s: int = Field(default=3600, ge=1)
@@ -244,10 +242,6 @@ class Settings(BaseSettings):
     # Test and operator aid: make a running job wait (up to an hour) at a named point, e.g.
     # "train.after_save", so that a fault can be injected exactly there. Empty: never wait.
     job_pause_at: str = ""
-
-    @property
-    def var(self) -> Path:
-        return self.data_dir
 
     @property
     def lake_dir(self) -> Path:

@@ -29,10 +29,23 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from backend.config import Settings  # noqa: E402
 from backend.monitoring.consumer import Monitor, MonitorOptions  # noqa: E402
-from backend.monitoring.producer import produce  # noqa: E402
 from backend.monitoring.snapshots import MemorySnapshotStore  # noqa: E402
-from backend.monitoring.traffic import TrafficSpec, generate  # noqa: E402
+from backend.streaming.producer import KafkaSink, produce_sync  # noqa: E402
+from backend.streaming.simulator import TrafficSpec, simulate_traffic  # noqa: E402
+
+#: The monitored traffic: an experiment of two variants, 5,000 users, Zipf-like item popularity
+#: (so the windows keep a realistic number of items), stamped with the wall clock when sent.
+TRAFFIC = TrafficSpec(
+    seed=1,
+    users=5000,
+    items=500,
+    experiment="home",
+    ctr={"A": 0.05, "B": 0.06},
+    popularity="zipf",
+    realtime=True,
+)
 
 
 def make_topic(name: str, partitions: int) -> None:
@@ -46,15 +59,8 @@ def make_topic(name: str, partitions: int) -> None:
 def _produce_proc(
     bootstrap: str, topic: str, rate: float | None, n: int | None, secs: float | None
 ) -> None:
-    asyncio.run(
-        produce(
-            bootstrap,
-            topic,
-            generate(TrafficSpec({"A": 0.05, "B": 0.06}, seed=1)),
-            rate=rate,
-            max_events=n,
-            duration_s=secs,
-        )
+    produce_sync(
+        simulate_traffic(TRAFFIC), KafkaSink(bootstrap, topic), rate=rate, count=n, duration_s=secs
     )
 
 
@@ -140,7 +146,7 @@ def main() -> None:
     ap.add_argument("--partitions", type=int, default=2)
     ap.add_argument("--validate-workers", type=int, default=1, help="validation processes")
     args = ap.parse_args()
-    bootstrap = os.environ.get("RECFLOW_KAFKA_BOOTSTRAP_SERVERS")
+    bootstrap = Settings().kafka_bootstrap_servers
     if not bootstrap:
         sys.exit('set RECFLOW_KAFKA_BOOTSTRAP_SERVERS: eval "$(bash scripts/services.sh env)"')
     run = uuid.uuid4().hex[:8]

@@ -41,10 +41,11 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from backend.recsys.batch import DEFAULT_MEMORY_BUDGET  # noqa: E402
 from backend.recsys.foldin import fold_in  # noqa: E402
 from backend.recsys.model import FactorModel  # noqa: E402
 from backend.recsys.precompute import precompute_topn  # noqa: E402
-from backend.recsys.topn import DEFAULT_MEMORY_BUDGET, recommend  # noqa: E402
+from backend.recsys.topn import recommend  # noqa: E402
 
 ML100K = REPO.parent / "shared" / "data" / "ml-100k"
 N = 10

@@ -12,25 +12,31 @@ from __future__ import annotations
 
 import numbers
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
-from typing import Any, Literal
+from dataclasses import replace
 
 import numpy as np
 
-from backend.abtest.bayes import BayesResult, BetaPrior, bayes_compare
+from backend.abtest.bayes import BetaPrior, bayes_compare
 from backend.abtest.counts import Unit, VariantCounts, check_unit, check_variant_set
 from backend.abtest.errors import AbTestInputError
-from backend.abtest.jsonsafe import finite_or_none
 from backend.abtest.multiplicity import holm_adjust
-from backend.abtest.power import PowerResult, check_power, power_analysis
+from backend.abtest.power import check_power, power_analysis
 from backend.abtest.proportions import (
-    Interval,
-    RelativeLift,
     difference,
     newcombe_interval,
     relative_lift,
     wilson_interval,
     z_critical,
+)
+from backend.abtest.results import (
+    AnalysisSettings,
+    Comparison,
+    Decision,
+    Difference,
+    ExperimentAnalysis,
+    HypothesisTests,
+    Status,
+    VariantSummary,
 )
 from backend.abtest.significance import (
     TestResult,
@@ -40,137 +46,11 @@ from backend.abtest.significance import (
     needs_exact_test,
     two_proportion_ztest,
 )
-from backend.abtest.srm import DEFAULT_SRM_ALPHA, SrmResult, srm_check
+from backend.abtest.srm import DEFAULT_SRM_ALPHA, srm_check
 from backend.abtest.verdict import write_verdict
-
-Status = Literal["ok", "not_enough_data"]
-Decision = Literal[
-    "treatment_better", "treatment_worse", "no_significant_difference", "undetermined"
-]
 
 #: Fewer units than this in a variant makes the analysis "not_enough_data" by default.
 DEFAULT_MIN_UNITS = 30
-
-
-@dataclass(frozen=True)
-class VariantSummary:
-    """Counts and CTR of one variant, with the Wilson interval of the CTR at ``1 - α``."""
-
-    variant: str
-    is_control: bool
-    units: int
-    impressions: int
-    clicks: int
-    ctr: float | None
-    ctr_interval: Interval
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "variant": self.variant,
-            "is_control": self.is_control,
-            "units": self.units,
-            "impressions": self.impressions,
-            "clicks": self.clicks,
-            "ctr": finite_or_none(self.ctr),
-            "ctr_ci": self.ctr_interval.to_dict(),
-        }
-
-
-@dataclass(frozen=True)
-class Comparison:
-    """One treatment against the control (differences are treatment minus control).
-
-    ``primary_test`` decides: Fisher's exact test when any expected cell count is below 5,
-    else the chi-square test with Yates' correction when ``yates`` was asked for, else the
-    z-test. ``p_value_adjusted`` is Holm-adjusted over all comparisons of the experiment (equal
-    to ``p_value`` with one treatment) and ``significant`` means ``p_value_adjusted <= α``.
-    """
-
-    treatment: str
-    control: str
-    difference: float | None
-    difference_interval: Interval
-    relative_lift: RelativeLift
-    z_test: TestResult
-    chi_square: TestResult
-    fisher: TestResult | None
-    min_expected_count: float
-    primary_test: str
-    p_value: float | None
-    p_value_adjusted: float | None
-    significant: bool | None
-    decision: Decision
-    power: PowerResult
-    bayes: BayesResult
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "treatment": self.treatment,
-            "control": self.control,
-            "difference": {
-                "estimate": finite_or_none(self.difference),
-                "ci": self.difference_interval.to_dict(),
-            },
-            "relative_lift": self.relative_lift.to_dict(),
-            "tests": {
-                "z": self.z_test.to_dict(),
-                "chi_square": self.chi_square.to_dict(),
-                "fisher": None if self.fisher is None else self.fisher.to_dict(),
-            },
-            "min_expected_count": finite_or_none(self.min_expected_count),
-            "primary_test": self.primary_test,
-            "p_value": finite_or_none(self.p_value),
-            "p_value_adjusted": finite_or_none(self.p_value_adjusted),
-            "significant": self.significant,
-            "decision": self.decision,
-            "power": self.power.to_dict(),
-            "bayes": self.bayes.to_dict(),
-        }
-
-
-@dataclass(frozen=True)
-class ExperimentAnalysis:
-    """Everything :func:`analyze` found, with the settings it used. ``variants`` lists the
-    control first, then the treatments in input order; ``comparisons`` follows that order."""
-
-    status: Status
-    reasons: tuple[str, ...]
-    verdict: str
-    unit: Unit
-    control: str
-    alpha: float
-    power: float
-    yates: bool
-    prior: BetaPrior
-    mc_samples: int
-    seed: int | None
-    min_units: int
-    variants: tuple[VariantSummary, ...]
-    comparisons: tuple[Comparison, ...]
-    srm: SrmResult
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict: only str, bool, int, finite float, None, lists and dicts."""
-        return {
-            "status": self.status,
-            "reasons": list(self.reasons),
-            "verdict": self.verdict,
-            "unit": self.unit,
-            "control": self.control,
-            "settings": {
-                "alpha": self.alpha,
-                "power": self.power,
-                "yates": self.yates,
-                "prior": self.prior.to_dict(),
-                "mc_samples": self.mc_samples,
-                "seed": self.seed,
-                "min_units": self.min_units,
-                "srm_threshold": self.srm.threshold,
-            },
-            "variants": [v.to_dict() for v in self.variants],
-            "comparisons": [c.to_dict() for c in self.comparisons],
-            "srm": self.srm.to_dict(),
-        }
 
 
 def _thin_data_reasons(ordered: Sequence[VariantCounts], min_units: int, unit: Unit) -> list[str]:
@@ -223,12 +103,9 @@ def _compare(
     return Comparison(
         treatment=treatment.variant,
         control=control.variant,
-        difference=difference(*counts),
-        difference_interval=newcombe_interval(*counts, alpha=alpha),
+        difference=Difference(difference(*counts), newcombe_interval(*counts, alpha=alpha)),
         relative_lift=relative_lift(*counts, alpha=alpha),
-        z_test=z_test,
-        chi_square=chi_square,
-        fisher=fisher_result,
+        tests=HypothesisTests(z=z_test, chi_square=chi_square, fisher=fisher_result),
         min_expected_count=min_expected_count(*counts),
         primary_test=primary.test,
         p_value=primary.p_value,
@@ -241,7 +118,8 @@ def _compare(
 
 
 def _decide(comparison: Comparison, adjusted: float | None, alpha: float) -> Comparison:
-    if adjusted is None or comparison.difference is None:
+    estimate = comparison.difference.estimate
+    if adjusted is None or estimate is None:
         significant: bool | None = None
         decision: Decision = "undetermined"
     else:
@@ -249,7 +127,7 @@ def _decide(comparison: Comparison, adjusted: float | None, alpha: float) -> Com
         if not significant:
             decision = "no_significant_difference"
         else:
-            decision = "treatment_better" if comparison.difference > 0 else "treatment_worse"
+            decision = "treatment_better" if estimate > 0 else "treatment_worse"
     return replace(
         comparison, p_value_adjusted=adjusted, significant=significant, decision=decision
     )
@@ -295,7 +173,7 @@ def analyze(
         raise AbTestInputError(
             f"control variant {control!r} is not among the variants ({', '.join(names)})"
         )
-    z_critical(alpha)  # validates alpha
+    z_critical(alpha)  # raises for an alpha outside (0, 1)
     check_power(power, alpha)
     if not isinstance(yates, bool) or not isinstance(fisher, bool):
         raise AbTestInputError("yates and fisher must be true or false")
@@ -319,7 +197,7 @@ def analyze(
             impressions=v.impressions,
             clicks=v.clicks,
             ctr=v.ctr,
-            ctr_interval=wilson_interval(v.clicks, v.impressions, alpha),
+            ctr_ci=wilson_interval(v.clicks, v.impressions, alpha),
         )
         for v in ordered
     )
@@ -353,13 +231,16 @@ def analyze(
         verdict=verdict,
         unit=unit,
         control=control,
-        alpha=alpha,
-        power=power,
-        yates=yates,
-        prior=beta_prior,
-        mc_samples=mc_samples,
-        seed=seed,
-        min_units=min_units,
+        settings=AnalysisSettings(
+            alpha=alpha,
+            power=power,
+            yates=yates,
+            prior=beta_prior,
+            mc_samples=mc_samples,
+            seed=seed,
+            min_units=min_units,
+            srm_threshold=srm.threshold,
+        ),
         variants=summaries,
         comparisons=comparisons,
         srm=srm,

@@ -19,7 +19,6 @@ from scipy.special import betaln, logsumexp
 from scipy.stats import beta as beta_dist
 
 from backend.abtest.errors import AbTestInputError
-from backend.abtest.jsonsafe import finite_or_none
 
 #: Above this many terms the exact sum gives way to numerical integration (memory, not accuracy).
 MAX_SUM_TERMS = 2_000_000
@@ -47,9 +46,6 @@ class BetaPrior:
     def posterior(self, clicks: int, impressions: int) -> tuple[float, float]:
         """``(a₀ + clicks, b₀ + impressions - clicks)``."""
         return self.alpha + clicks, self.beta + impressions - clicks
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"alpha": self.alpha, "beta": self.beta}
 
 
 def _is_whole(value: float) -> bool:
@@ -142,16 +138,6 @@ class MonteCarloEstimate:
     expected_loss_treatment: float
     expected_loss_control: float
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "samples": self.samples,
-            "seed": self.seed,
-            "prob_treatment_beats_control": finite_or_none(self.prob_treatment_beats_control),
-            "standard_error": finite_or_none(self.standard_error),
-            "expected_loss_treatment": finite_or_none(self.expected_loss_treatment),
-            "expected_loss_control": finite_or_none(self.expected_loss_control),
-        }
-
 
 def monte_carlo(
     posterior_t: tuple[float, float],
@@ -193,35 +179,25 @@ def monte_carlo(
 
 
 @dataclass(frozen=True)
+class BetaPosterior:
+    """The posterior ``Beta(alpha, beta)`` of one variant's CTR."""
+
+    alpha: float
+    beta: float
+
+
+@dataclass(frozen=True)
 class BayesResult:
     """Posterior comparison of a treatment with the control under one prior."""
 
     prior: BetaPrior
-    posterior_treatment: tuple[float, float]
-    posterior_control: tuple[float, float]
+    posterior_treatment: BetaPosterior
+    posterior_control: BetaPosterior
     prob_treatment_beats_control: float
     expected_loss_treatment: float
     expected_loss_control: float
     method: str
     monte_carlo: MonteCarloEstimate | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "prior": self.prior.to_dict(),
-            "posterior_treatment": {
-                "alpha": self.posterior_treatment[0],
-                "beta": self.posterior_treatment[1],
-            },
-            "posterior_control": {
-                "alpha": self.posterior_control[0],
-                "beta": self.posterior_control[1],
-            },
-            "prob_treatment_beats_control": finite_or_none(self.prob_treatment_beats_control),
-            "expected_loss_treatment": finite_or_none(self.expected_loss_treatment),
-            "expected_loss_control": finite_or_none(self.expected_loss_control),
-            "method": self.method,
-            "monte_carlo": None if self.monte_carlo is None else self.monte_carlo.to_dict(),
-        }
 
 
 def bayes_compare(
@@ -251,8 +227,8 @@ def bayes_compare(
         estimate = monte_carlo((a_t, b_t), (a_c, b_c), mc_samples, generator, seed)
     return BayesResult(
         prior=prior,
-        posterior_treatment=(a_t, b_t),
-        posterior_control=(a_c, b_c),
+        posterior_treatment=BetaPosterior(a_t, b_t),
+        posterior_control=BetaPosterior(a_c, b_c),
         prob_treatment_beats_control=prob,
         expected_loss_treatment=expected_loss(a_c, b_c, a_t, b_t),
         expected_loss_control=expected_loss(a_t, b_t, a_c, b_c),

@@ -12,7 +12,7 @@ import textwrap
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from backend.abtest.analysis import ExperimentAnalysis
+from backend.abtest.results import ExperimentAnalysis
 
 CONTROL_COLOUR = "#1f4e79"
 TREATMENT_COLOUR = "#9dbcd8"
@@ -26,7 +26,7 @@ def render_ctr_chart(analysis: ExperimentAnalysis, *, dpi: int = 100) -> bytes:
     ctrs = [100.0 * (v.ctr or 0.0) for v in analysis.variants]
     lower, upper = [], []
     for v, ctr in zip(analysis.variants, ctrs, strict=True):
-        ci = v.ctr_interval
+        ci = v.ctr_ci
         has_ci = ci.low is not None and ci.high is not None
         lower.append(ctr - 100.0 * ci.low if has_ci and ci.low is not None else 0.0)
         upper.append(100.0 * ci.high - ctr if has_ci and ci.high is not None else 0.0)
@@ -50,7 +50,7 @@ def render_ctr_chart(analysis: ExperimentAnalysis, *, dpi: int = 100) -> bytes:
             va="bottom",
             fontsize=8,
         )
-    level = round(100 * (1 - analysis.alpha), 4)
+    level = round(100 * (1 - analysis.settings.alpha), 4)
     axes.set_ylabel(f"CTR (%) with {level:g}% Wilson interval")
     unit = "per user" if analysis.unit == "user" else "per impression"
     axes.set_xlabel(f"variant ({unit})")

@@ -89,14 +89,6 @@ class VariantCounts:
         """``clicks / impressions``, or ``None`` when there are no impressions."""
         return self.clicks / self.impressions if self.impressions else None
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "variant": self.variant,
-            "units": self.units,
-            "impressions": self.impressions,
-            "clicks": self.clicks,
-        }
-
 
 def check_variant_set(counts: list[VariantCounts], unit: Unit) -> None:
     """Raise for an empty list, duplicate names, or (per user) more exposed users than units."""

@@ -20,13 +20,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
 
 from scipy.optimize import brentq
 from scipy.stats import norm
 
 from backend.abtest.errors import AbTestInputError
-from backend.abtest.jsonsafe import finite_or_none
 from backend.abtest.proportions import z_critical
 
 
@@ -99,14 +97,6 @@ class PowerResult:
     mde_abs: float | None
     reason: str | None = None
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "achieved": finite_or_none(self.achieved),
-            "target_power": self.target_power,
-            "mde_abs": finite_or_none(self.mde_abs),
-            "reason": self.reason,
-        }
-
 
 def minimum_detectable_effect(
     p_c: float, n_t: int, n_c: int, alpha: float = 0.05, power: float = 0.8
@@ -176,25 +166,6 @@ class SampleSizePlan:
     units_total: int
     method: str = PLAN_METHOD
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "baseline_ctr": self.baseline_ctr,
-            "target_ctr": self.target_ctr,
-            "mde_abs": self.mde_abs,
-            "mde_rel": self.mde_rel,
-            "effect_size_h": self.effect_size_h,
-            "alpha": self.alpha,
-            "alpha_per_comparison": self.alpha_per_comparison,
-            "power": self.power,
-            "ratio": self.ratio,
-            "n_variants": self.n_variants,
-            "units_control_exact": self.units_control_exact,
-            "units_control": self.units_control,
-            "units_per_treatment": self.units_per_treatment,
-            "units_total": self.units_total,
-            "method": self.method,
-        }
-
 
 def plan_sample_size(
     baseline_ctr: float,
@@ -244,7 +215,7 @@ def plan_sample_size(
         raise AbTestInputError(f"n_variants must be an integer of at least 2; got {n_variants!r}")
     if not (math.isfinite(ratio) and ratio > 0):
         raise AbTestInputError(f"ratio (treatment/control units) must be positive; got {ratio!r}")
-    z_critical(alpha)  # validates alpha
+    z_critical(alpha)  # raises for an alpha outside (0, 1)
     alpha_each = alpha / (n_variants - 1)
     h = cohens_h(target, baseline_ctr)
     s_star = required_scaled_effect(alpha_each, power)

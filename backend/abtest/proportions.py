@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
 
 from scipy.stats import norm
 
 from backend.abtest.errors import AbTestInputError
-from backend.abtest.jsonsafe import finite_or_none
 
 
 def _check_alpha(alpha: float) -> float:
@@ -40,15 +38,6 @@ class Interval:
     @classmethod
     def undefined(cls, level: float, method: str, reason: str) -> Interval:
         return cls(None, None, level, method, reason)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "low": finite_or_none(self.low),
-            "high": finite_or_none(self.high),
-            "level": self.level,
-            "method": self.method,
-            "reason": self.reason,
-        }
 
 
 def wilson_interval(clicks: int, impressions: int, alpha: float = 0.05) -> Interval:
@@ -114,18 +103,11 @@ def newcombe_interval(
 
 @dataclass(frozen=True)
 class RelativeLift:
-    """Relative lift ``p_t / p_c - 1`` with its interval; ``estimate`` None when undefined."""
+    """Relative lift ``p_t / p_c - 1`` with its interval ``ci``; ``estimate`` None if undefined."""
 
     estimate: float | None
-    interval: Interval
+    ci: Interval
     reason: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "estimate": finite_or_none(self.estimate),
-            "ci": self.interval.to_dict(),
-            "reason": self.reason,
-        }
 
 
 def relative_lift(

@@ -13,13 +13,10 @@ returns ``statistic = p_value = None`` with a ``reason``; it never returns NaN.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 from scipy.stats import chi2_contingency, fisher_exact, norm
-
-from backend.abtest.jsonsafe import finite_or_none
 
 #: Below this expected cell count the chi-square approximation is distrusted (Cochran's rule).
 MIN_EXPECTED_COUNT = 5.0
@@ -36,17 +33,14 @@ class TestResult:
     statistic: float | None
     p_value: float | None
     reason: str | None = None
-    details: dict[str, Any] = field(default_factory=dict)
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "test": self.test,
-            "statistic_name": self.statistic_name,
-            "statistic": finite_or_none(self.statistic),
-            "p_value": finite_or_none(self.p_value),
-            "reason": self.reason,
-            **self.details,
-        }
+
+@dataclass(frozen=True)
+class ChiSquareResult(TestResult):
+    """The chi-square test's outcome with its settings: Yates' correction, degrees of freedom."""
+
+    yates: bool = False
+    dof: int = 1
 
 
 def contingency_table(clicks_t: int, n_t: int, clicks_c: int, n_c: int) -> list[list[int]]:
@@ -108,7 +102,7 @@ def two_proportion_ztest(clicks_t: int, n_t: int, clicks_c: int, n_c: int) -> Te
 
 def chi_square_test(
     clicks_t: int, n_t: int, clicks_c: int, n_c: int, *, yates: bool = False
-) -> TestResult:
+) -> ChiSquareResult:
     """Pearson's chi-square test of independence on the 2×2 table (1 degree of freedom).
 
     ``χ² = Σ (O - E)² / E`` over the four cells, or with Yates' continuity correction
@@ -117,13 +111,12 @@ def chi_square_test(
     count is zero, i.e. a variant has no impressions or a column (clicks or non-clicks) is empty.
     """
     reason = _undefined_reason(clicks_t, n_t, clicks_c, n_c)
-    details: dict[str, Any] = {"yates": yates, "dof": 1}
     if reason is not None:
-        return TestResult("chi_square", "chi2", None, None, reason, details)
+        return ChiSquareResult("chi_square", "chi2", None, None, reason, yates=yates)
     table = contingency_table(clicks_t, n_t, clicks_c, n_c)
     result = chi2_contingency(table, correction=yates)
-    return TestResult(
-        "chi_square", "chi2", float(result.statistic), float(result.pvalue), None, details
+    return ChiSquareResult(
+        "chi_square", "chi2", float(result.statistic), float(result.pvalue), None, yates=yates
     )
 
 
@@ -137,6 +130,7 @@ def fisher_exact_test(clicks_t: int, n_t: int, clicks_c: int, n_c: int) -> TestR
     if n_t == 0 or n_c == 0:
         return TestResult("fisher", "odds_ratio", None, None, "a variant has no impressions")
     result = fisher_exact(contingency_table(clicks_t, n_t, clicks_c, n_c))
-    odds = finite_or_none(float(result.statistic))
+    statistic = float(result.statistic)
+    odds = statistic if math.isfinite(statistic) else None
     reason = None if odds is not None else "the odds ratio is undefined (a zero cell)"
     return TestResult("fisher", "odds_ratio", odds, float(result.pvalue), reason)

@@ -10,12 +10,10 @@ import math
 import numbers
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from scipy.stats import chisquare
 
 from backend.abtest.errors import AbTestInputError
-from backend.abtest.jsonsafe import finite_or_none
 
 #: SRM is flagged below this p-value: strict, because the check runs on every experiment and a
 #: false alarm stops a healthy one.
@@ -34,18 +32,6 @@ class SrmResult:
     threshold: float
     mismatch: bool | None
     reason: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "observed": dict(self.observed),
-            "expected_split": {k: finite_or_none(v) for k, v in self.expected_split.items()},
-            "expected_units": {k: finite_or_none(v) for k, v in self.expected_units.items()},
-            "statistic": finite_or_none(self.statistic),
-            "p_value": finite_or_none(self.p_value),
-            "threshold": self.threshold,
-            "mismatch": self.mismatch,
-            "reason": self.reason,
-        }
 
 
 def normalise_split(

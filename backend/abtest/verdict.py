@@ -15,11 +15,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from backend.abtest.analysis import Comparison
-    from backend.abtest.srm import SrmResult
+from backend.abtest.results import Comparison
+from backend.abtest.srm import SrmResult
 
 _TEST_NAMES = {"z": "", "chi_square": "chi-square", "fisher": "Fisher's exact test"}
 
@@ -51,13 +49,14 @@ def format_pp(value: float, decimals: int, *, sign: bool) -> str:
 def describe_comparison(comparison: Comparison, alpha: float, adjusted: bool) -> str:
     """One clause: who beats whom, by how much, with the interval and the p-value."""
     t, c = comparison.treatment, comparison.control
-    if comparison.decision == "undetermined" or comparison.difference is None:
+    estimate = comparison.difference.estimate
+    if comparison.decision == "undetermined" or estimate is None:
         reason = _first_reason(comparison) or "the test is undefined"
         return f"{t} vs {c}: cannot be tested ({reason})"
-    ci = comparison.difference_interval
+    ci = comparison.difference.ci
     half = None if ci.low is None or ci.high is None else (ci.high - ci.low) * 50
     decimals = _decimals(half)
-    effect = f"{format_pp(comparison.difference, decimals, sign=True)} pp CTR"
+    effect = f"{format_pp(estimate, decimals, sign=True)} pp CTR"
     if ci.low is not None and ci.high is not None:
         level = f"{(1 - alpha) * 100:g}%"
         low = format_pp(ci.low, decimals, sign=False)
@@ -79,7 +78,8 @@ def describe_comparison(comparison: Comparison, alpha: float, adjusted: bool) ->
 
 
 def _first_reason(comparison: Comparison) -> str | None:
-    for test in (comparison.z_test, comparison.chi_square, comparison.fisher):
+    tests = comparison.tests
+    for test in (tests.z, tests.chi_square, tests.fisher):
         if test is not None and test.reason:
             return test.reason
     return None

@@ -112,12 +112,15 @@ def install(app: FastAPI) -> None:
 
     @app.get("/docs", include_in_schema=False)
     def swagger_ui() -> HTMLResponse:
+        """Swagger UI on the OpenAPI document, sending the key the user gives it."""
         return HTMLResponse(swagger_page(title))
 
     @app.get("/docs/oauth2-redirect", include_in_schema=False)
     def swagger_ui_redirect() -> HTMLResponse:
+        """Swagger UI's OAuth2 redirect page."""
         return get_swagger_ui_oauth2_redirect_html()
 
     @app.get("/redoc", include_in_schema=False)
     def redoc() -> HTMLResponse:
+        """ReDoc on the OpenAPI document, sending the key the user gives it."""
         return HTMLResponse(redoc_page(title))

@@ -8,11 +8,10 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError as DatabaseRefusedValue
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from backend.errors import AppError, describe
-from backend.errors import DataError as CoreDataError
+from backend.errors import AppError, DataError, describe
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +33,7 @@ def _describe(err: dict[str, Any]) -> str:
 
 def install(app: FastAPI) -> None:
     @app.exception_handler(AppError)
-    @app.exception_handler(CoreDataError)
+    @app.exception_handler(DataError)
     async def _app_error(_: Request, exc: Exception) -> JSONResponse:
         described = describe(exc)
         assert described is not None  # both classes are described
@@ -64,8 +63,8 @@ def install(app: FastAPI) -> None:
             message, status = "body is not valid JSON: it must be UTF-8 text", 422
         return JSONResponse(_body(message), status_code=status, headers=exc.headers)
 
-    @app.exception_handler(DataError)
-    async def _data(_: Request, exc: DataError) -> JSONResponse:
+    @app.exception_handler(DatabaseRefusedValue)
+    async def _refused(_: Request, exc: DatabaseRefusedValue) -> JSONResponse:
         # The database refused a value a request carried (PostgreSQL: a NUL character in a
         # string, a number out of its range): the request is at fault, not the server.
         log.info("database refused a request's value: %s", exc.orig)

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import typer
 
+from backend.cli.errors import CommandGroup
 from backend.cli.inline import run_inline
-from backend.cli.output import console, emit_json, fail, table
+from backend.cli.output import console, emit_json, table, usage
+from backend.cli.params import ParamOpt, ParamsFileOpt, job_params, pair, weights
+from backend.jsonable import to_jsonable
 
-app = typer.Typer(help="A/B test analysis on CTR.", no_args_is_help=True)
+app = typer.Typer(cls=CommandGroup, help="A/B test analysis on CTR.", no_args_is_help=True)
 
 
 def _pct(x: float | None) -> str:
@@ -65,31 +69,119 @@ def print_analysis(result: dict[str, Any]) -> None:
     console.print(f"[bold]{result['verdict']}[/]")
 
 
+def experiment_name(csv: Path) -> str:
+    """A valid experiment name from a CSV file's name ("my export.csv" -> "my-export")."""
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "-", csv.stem).strip("-.")[:128]
+    return name or "csv-export"
+
+
 @app.command()
 def analyze(
-    experiment: str | None = typer.Option(None, "--experiment", "-e", help="name in the lake"),
-    csv: Path | None = typer.Option(None, "--csv", help="CSV export instead of the lake"),
-    unit: str = typer.Option("user", help="unit of analysis: user (default) or impression"),
-    control: str | None = typer.Option(None, help="control variant"),
-    alpha: float = typer.Option(0.05),
-    as_json: bool = typer.Option(False, "--json", help="print machine-readable JSON"),
+    experiment: Annotated[
+        str | None,
+        typer.Option(
+            "--experiment",
+            "-e",
+            metavar="NAME",
+            help="the experiment: its events in the lake, or with --csv the name the analysis "
+            "is stored under (default: from the file name)",
+            show_default=False,
+        ),
+    ] = None,
+    csv: Annotated[
+        Path | None,
+        typer.Option(
+            "--csv", metavar="FILE", help="CSV export instead of the lake", show_default=False
+        ),
+    ] = None,
+    unit: Annotated[
+        Literal["user", "impression"] | None,
+        typer.Option(metavar="UNIT", help="unit of analysis: user (default) or impression"),
+    ] = None,
+    control: Annotated[
+        str | None,
+        typer.Option(
+            help="control variant (default: 'control' if present, else the first)",
+            show_default=False,
+        ),
+    ] = None,
+    alpha: Annotated[float | None, typer.Option(help="significance level (default 0.05)")] = None,
+    power: Annotated[
+        float | None, typer.Option(help="power for the minimum detectable effect (default 0.8)")
+    ] = None,
+    expected_split: Annotated[
+        str | None,
+        typer.Option(
+            "--expected-split",
+            metavar="NAME=WEIGHT,...",
+            help="configured traffic weights for the sample-ratio check, e.g. A=1,B=3 "
+            "(default: equal)",
+            show_default=False,
+        ),
+    ] = None,
+    fisher: Annotated[
+        bool | None,
+        typer.Option(
+            "--fisher/--no-fisher",
+            help="report Fisher's exact test always (default: when a cell count is below 5)",
+            show_default=False,
+        ),
+    ] = None,
+    yates: Annotated[
+        bool | None,
+        typer.Option(
+            "--yates/--no-yates",
+            help="the chi-square test with Yates' correction decides (default: off)",
+            show_default=False,
+        ),
+    ] = None,
+    prior: Annotated[
+        str | None,
+        typer.Option(metavar="A,B", help="Beta prior of the Bayesian comparison (default 1,1)"),
+    ] = None,
+    mc_samples: Annotated[
+        int | None,
+        typer.Option(help="Monte Carlo draws beside the exact Bayesian figures (default 0)"),
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Monte Carlo seed (default 0)")] = None,
+    chart: Annotated[
+        bool | None,
+        typer.Option(
+            "--chart/--no-chart", help="store a PNG chart (default: on)", show_default=False
+        ),
+    ] = None,
+    param: ParamOpt = None,
+    params_file: ParamsFileOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print machine-readable JSON")] = False,
 ) -> None:
     """Analyse an experiment (from the lake, or --csv FILE) and store the result."""
-    if (experiment is None) == (csv is None):
-        fail("give --experiment NAME (from the lake) or --csv FILE, not both")
     if csv is not None and not csv.is_file():
-        fail(f"CSV file not found: {csv}")
-    params: dict[str, Any] = {
-        "experiment": experiment or (csv.stem if csv else ""),
-        "unit": unit,
-        "alpha": alpha,
-        "control": control,
-    }
-    if csv is not None:
-        params.update(source="csv", csv_path=str(csv.resolve()))
+        usage(f"CSV file not found: {csv}")
+    flags: list[tuple[str, Any]] = [
+        ("experiment", experiment),
+        ("source", None if csv is None else "csv"),
+        ("csv_path", None if csv is None else str(csv.resolve())),
+        ("unit", unit),
+        ("control", control),
+        ("alpha", alpha),
+        ("power", power),
+        (
+            "expected_split",
+            None if expected_split is None else weights(expected_split, "--expected-split"),
+        ),
+        ("fisher", fisher),
+        ("yates", yates),
+        ("prior", None if prior is None else list(pair(prior, "--prior"))),
+        ("mc_samples", mc_samples),
+        ("seed", seed),
+        ("chart", chart),
+    ]
+    params = job_params("abtest", flags, param=param, params_file=params_file)
+    if "experiment" not in params:
+        if csv is None:
+            usage("give --experiment NAME (from the lake) or --csv FILE")
+        params["experiment"] = experiment_name(csv)
     job = run_inline("abtest", params, quiet=as_json)
-    if job["state"] != "succeeded":
-        fail(f"analysis failed: {job['error']}")
     if as_json:
         emit_json(job["result"])
     else:
@@ -101,27 +193,27 @@ def plan(
     baseline_ctr: float = typer.Option(..., help="control CTR, e.g. 0.05"),
     mde_abs: float | None = typer.Option(None, help="absolute lift to detect, e.g. 0.005"),
     mde_rel: float | None = typer.Option(None, help="relative lift to detect, e.g. 0.1"),
-    alpha: float = typer.Option(0.05),
-    power: float = typer.Option(0.8),
-    variants: int = typer.Option(2, min=2),
-    as_json: bool = typer.Option(False, "--json"),
+    alpha: float = typer.Option(0.05, help="significance level"),
+    power: float = typer.Option(0.8, help="chance to detect the lift if it is there"),
+    variants: int = typer.Option(2, min=2, help="variants, the control included"),
+    as_json: bool = typer.Option(False, "--json", help="print machine-readable JSON"),
 ) -> None:
     """Units per variant needed to detect a lift."""
-    from backend.abtest import AbTestInputError, plan_sample_size
+    from backend.abtest import plan_sample_size
 
     if (mde_abs is None) == (mde_rel is None):
-        fail("give exactly one of --mde-abs or --mde-rel")
-    try:
-        p = plan_sample_size(
+        usage("give exactly one of --mde-abs or --mde-rel")
+    # Inputs it cannot use raise AbTestInputError, a DataError: exit 2 with its message.
+    p = to_jsonable(
+        plan_sample_size(
             baseline_ctr,
             mde_abs=mde_abs,
             mde_rel=mde_rel,
             alpha=alpha,
             power=power,
             n_variants=variants,
-        ).to_dict()
-    except AbTestInputError as exc:
-        fail(str(exc))
+        )
+    )
     if as_json:
         emit_json(p)
     else:

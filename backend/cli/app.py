@@ -4,24 +4,53 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Annotated
 
 import typer
 from pydantic import SecretStr
 
 from backend import catalog
-from backend.cli import abtest, db, demo, jobs, monitor, recsys, report, streaming
-from backend.cli.output import fail
+from backend.cli import (
+    abtest,
+    datasets,
+    db,
+    demo,
+    jobs,
+    models,
+    monitor,
+    recommend,
+    report,
+    simulate,
+    streaming,
+    training,
+)
+from backend.cli.errors import CommandGroup, mode
+from backend.cli.output import usage
 from backend.config import Settings, get_settings
 
 catalog.install()  # the job kinds the CLI submits and runs in-process
 
 app = typer.Typer(
     name="recflow",
+    cls=CommandGroup,  # the one error policy: one line, an exit code, --debug for the traceback
     help="Recflow: recommendation pipelines as jobs (ingest, train, validate, A/B, serve).",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    # Plain help: it wraps to the terminal (80 columns at most) and shows flags as flags.
+    rich_markup_mode=None,
 )
+
+
+@app.callback()
+def _root(
+    debug: Annotated[
+        bool, typer.Option("--debug", help="on an error, print its traceback too")
+    ] = False,
+) -> None:
+    mode.debug = debug
+
+
 app.add_typer(jobs.app, name="jobs")
 app.add_typer(db.app, name="db")
 app.add_typer(abtest.app, name="abtest")
@@ -30,11 +59,10 @@ app.add_typer(streaming.lake_app, name="lake")
 app.command()(streaming.produce)
 app.command()(streaming.ingest)
 app.command("monitor")(monitor.monitor)
-app.command("simulate-traffic")(monitor.simulate_traffic)
-app.add_typer(recsys.simulate_app, name="simulate")
-app.add_typer(recsys.models_app, name="models")
-app.add_typer(recsys.datasets_app, name="datasets")
-for _command in (recsys.train, recsys.validate, recsys.search, recsys.recommend):
+app.add_typer(simulate.app, name="simulate")
+app.add_typer(models.app, name="models")
+app.add_typer(datasets.app, name="datasets")
+for _command in (training.train, training.validate, training.search, recommend.recommend):
     app.command()(_command)
 app.command("demo")(demo.demo)
 
@@ -138,5 +166,5 @@ def flower(
     try:
         args, env = flower_launch(settings, port=port, address=address, basic_auth=basic_auth)
     except ValueError as exc:
-        fail(str(exc))
+        usage(str(exc))
     os.execve(sys.executable, args, env)

@@ -8,8 +8,9 @@ from typing import Any
 
 import httpx
 
-from backend.cli.output import fail
+from backend.cli.errors import fail
 from backend.config import get_settings
+from backend.errors import EXIT_UNAVAILABLE, exit_code
 
 
 class ApiClient:
@@ -26,14 +27,14 @@ class ApiClient:
         try:
             r = self.http.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
-            fail(f"cannot reach the Recflow API at {self.http.base_url}: {exc}")
+            fail(f"cannot reach the Recflow API at {self.http.base_url}: {exc}", EXIT_UNAVAILABLE)
         if r.status_code >= 400:
             try:
                 body = r.json()
                 message = body.get("error") or body
             except ValueError:
                 message = r.text[:300]
-            fail(f"{method} {path} -> {r.status_code}: {message}")
+            fail(f"{method} {path} -> {r.status_code}: {message}", exit_code(r.status_code))
         if r.headers.get("content-type", "").startswith("application/json"):
             return r.json()
         return r.content

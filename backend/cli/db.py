@@ -4,21 +4,28 @@ from __future__ import annotations
 
 import typer
 
-from backend.cli.output import console, fail
+from backend.cli.errors import CommandGroup
+from backend.cli.output import console, usage
 from backend.config import get_settings
 
-app = typer.Typer(help="Database schema (Alembic migrations).", no_args_is_help=True)
+app = typer.Typer(
+    cls=CommandGroup, help="Database schema (Alembic migrations).", no_args_is_help=True
+)
 
 
 @app.command()
 def upgrade(revision: str = typer.Argument("head", help="target revision")) -> None:
     """Apply migrations up to REVISION (default: head)."""
+    from alembic.util import CommandError
+
     from backend.db.migrate import upgrade as run_upgrade
 
     settings = get_settings()
     settings.ensure_dirs()
+    # An unreachable database is the error policy's (exit 5); a revision Alembic does not know
+    # is the command line's.
     try:
         run_upgrade(settings.sqlalchemy_url, revision)
-    except Exception as exc:
-        fail(f"migration failed: {exc}")
+    except CommandError as exc:
+        usage(f"migration failed: {exc}")
     console.print(f"database at revision {revision}")

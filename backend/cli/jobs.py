@@ -8,10 +8,14 @@ from typing import Any
 import typer
 
 from backend.cli.client import ApiClient
-from backend.cli.output import console, emit_json, fail, fmt_s, job_progress, table
+from backend.cli.errors import CommandGroup
+from backend.cli.output import console, emit_json, fail, fmt_s, job_progress, table, usage
 from backend.config import get_settings
+from backend.errors import EXIT_UNAVAILABLE
 
-app = typer.Typer(help="Submit and watch jobs over the REST API.", no_args_is_help=True)
+app = typer.Typer(
+    cls=CommandGroup, help="Submit and watch jobs over the REST API.", no_args_is_help=True
+)
 
 ApiOpt = typer.Option(None, "--api", help="API base URL (default: RECFLOW_API_URL)")
 JsonOpt = typer.Option(False, "--json", help="print machine-readable JSON")
@@ -83,9 +87,9 @@ def submit(
     try:
         parsed = json.loads(params)
     except json.JSONDecodeError as exc:
-        fail(f"--params is not valid JSON: {exc}")
+        usage(f"--params is not valid JSON: {exc}")
     if not isinstance(parsed, dict):
-        fail("--params must be a JSON object, e.g. '{\"sleep_s\": 1}'")
+        usage("--params must be a JSON object, e.g. '{\"sleep_s\": 1}'")
     c = client(api)
     job = c.submit(kind, parsed, key)
     if wait:
@@ -174,7 +178,7 @@ def reap(as_json: bool = JsonOpt) -> None:
     try:
         report = run_once(settings, celery)
     except Exception as exc:
-        fail(f"reap failed (database or broker unreachable?): {exc}")
+        fail(f"reap failed (database or broker unreachable?): {exc}", EXIT_UNAVAILABLE)
     finally:
         celery.close()
     if as_json:

@@ -1,4 +1,4 @@
-"""``recflow monitor`` (the live monitor) and ``recflow simulate-traffic`` (seeded A/B traffic)."""
+"""``recflow monitor``: the live monitor (traffic for it: ``recflow produce --simulate``)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 
 import typer
 
-from backend.cli.output import console, emit_json, fail
+from backend.cli.output import console, fail
 from backend.config import Settings, get_settings
 from backend.monitoring.alert_store import AlertStore
 from backend.monitoring.alerts import AlertRules
@@ -99,60 +99,3 @@ def monitor(
 
     asyncio.run(main())
     console.print(f"monitor stopped after {mon.totals.consumed} records")
-
-
-def simulate_traffic(
-    ctr: str = typer.Option(..., help="CTR per variant, e.g. A=0.05,B=0.06"),
-    rate: float = typer.Option(200.0, min=0.001, help="events per second"),
-    duration: float = typer.Option(30.0, min=0.001, help="seconds to run"),
-    experiment: str = typer.Option("home", help="experiment name on every event"),
-    topic: str = typer.Option(None, help="topic (default: RECFLOW_KAFKA_TOPIC)"),
-    users: int = typer.Option(5000, min=1),
-    items: int = typer.Option(500, min=1),
-    seed: int = typer.Option(0, help="random seed: the same seed sends the same traffic"),
-    json_out: bool = typer.Option(False, "--json", help="print machine-readable JSON"),
-) -> None:
-    """Send seeded A/B traffic (impressions and clicks at a CTR per variant) to Kafka."""
-    from backend.monitoring.producer import produce
-    from backend.monitoring.traffic import TrafficCounts, TrafficSpec, generate, parse_ctr
-
-    settings = get_settings()
-    if not settings.kafka_bootstrap_servers:
-        fail("simulate-traffic needs Kafka: set RECFLOW_KAFKA_BOOTSTRAP_SERVERS (e.g. kafka:9092)")
-    try:
-        spec = TrafficSpec(
-            parse_ctr(ctr), experiment=experiment, users=users, items=items, seed=seed
-        )
-    except ValueError as exc:
-        fail(str(exc))
-    counts = TrafficCounts()
-    report = asyncio.run(
-        produce(
-            settings.kafka_bootstrap_servers,
-            topic or settings.kafka_topic,
-            generate(spec, counts),
-            rate=rate,
-            duration_s=duration,
-        )
-    )
-    result = {
-        "topic": topic or settings.kafka_topic,
-        "sent": report.sent,
-        "elapsed_s": round(report.elapsed_s, 3),
-        "rate": round(report.rate, 1),
-        "configured_ctr": spec.ctr,
-        **counts.to_dict(),
-    }
-    if json_out:
-        emit_json(result)
-        return
-    console.print(
-        f"sent {report.sent} events to {result['topic']} in {report.elapsed_s:.1f} s "
-        f"({report.rate:.0f}/s)"
-    )
-    for variant, c in result["variants"].items():
-        observed = "-" if c["ctr"] is None else f"{c['ctr']:.4f}"
-        console.print(
-            f"  {variant}: {c['impression']} impressions, {c['click']} clicks, CTR {observed} "
-            f"(configured {spec.ctr[variant]})"
-        )

@@ -1,25 +1,29 @@
-"""How commands talk: a rich table for people, one JSON document for machines, errors to stderr."""
+"""How commands talk: a rich table for people, one JSON document for machines.
+
+Errors go through one policy (``backend.cli.errors``): ``fail`` is re-exported here for the
+commands that print.
+"""
 
 from __future__ import annotations
 
 import json
 import sys
 from collections.abc import Sequence
-from typing import Any, NoReturn
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from backend.cli.errors import fail, usage
+
+__all__ = ["JsonFlag", "console", "emit_json", "fail", "fmt_s", "job_progress", "table", "usage"]
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="print machine-readable JSON")]
+
 # Tables stay readable when the output goes to a file or a CI log (rich assumes 80 columns).
 console = Console(width=None if sys.stdout.isatty() else 120)
-err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 120)
-
-
-def fail(message: str, code: int = 1) -> NoReturn:
-    err_console.print(f"[bold red]error:[/] {message}")
-    raise typer.Exit(code)
 
 
 def emit_json(data: Any) -> None:

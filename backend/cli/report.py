@@ -7,17 +7,19 @@ from typing import Any
 
 import typer
 
+from backend.cli.errors import CommandGroup
 from backend.cli.inline import run_inline
 from backend.cli.output import console, emit_json, fail, fmt_s, table
 from backend.config import get_settings
 from backend.db.session import session_scope
-from backend.errors import AppError
 from backend.reports import repository
 from backend.reports.params import MAX_LAST, parse_params
 from backend.reports.render import to_csv, to_html
 
 app = typer.Typer(
-    help="Pipeline performance reports from the recorded stage timings.", no_args_is_help=True
+    cls=CommandGroup,
+    help="Pipeline performance reports from the recorded stage timings.",
+    no_args_is_help=True,
 )
 
 
@@ -25,6 +27,11 @@ app = typer.Typer(
 def _group() -> None:
     """Pipeline performance reports from the recorded stage timings."""
     # A callback keeps `report` a group of commands even while it has only one.
+
+
+def _write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
 
 
 def _rate(v: float | None) -> str:
@@ -94,13 +101,8 @@ def pipeline(
     raw = {"kind": kind, "last": last, "since": since, "until": until, "state": state,
            "recent": recent, "factor": factor}  # fmt: skip
     params = {k: v for k, v in raw.items() if v is not None}
-    try:
-        parse_params(params)
-    except AppError as exc:
-        fail(exc.message)
+    parse_params(params)  # bad filters: InvalidInputError, exit 2 before any job is recorded
     job = run_inline("report", params, quiet=as_json)
-    if job["state"] != "succeeded":
-        fail(f"report failed: {job['error']}")
     report_id = job["result"]["report_id"]
     with session_scope(get_settings().sqlalchemy_url) as s:
         row = repository.get(s, report_id)
@@ -108,9 +110,9 @@ def pipeline(
             fail(f"report {report_id} was not found after the job stored it")
         report = row.result
     if csv_path is not None:
-        csv_path.write_text(to_csv(report), encoding="utf-8")
+        _write(csv_path, to_csv(report))
     if html_path is not None:
-        html_path.write_text(to_html(report, report_id=report_id), encoding="utf-8")
+        _write(html_path, to_html(report, report_id=report_id))
     if as_json:
         emit_json({"report_id": report_id, **report})
         return

@@ -12,20 +12,25 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from backend.cli.inline import run_inline
 from backend.cli.output import console, emit_json, fail
 from backend.config import get_settings
+from backend.jsonable import to_jsonable
+from backend.streaming.simulator import Popularity
 
 lake_app = typer.Typer(help="The Parquet lake.", no_args_is_help=True)
 
 
-def _sink() -> Any:
+def _sink(topic: str | None) -> Any:
     from backend.streaming.producer import DirSink, KafkaSink, ProducerError, ensure_topic
 
     s = get_settings()
     if s.kafka_bootstrap_servers:
+        name = topic or s.kafka_topic
         try:
-            ensure_topic(s.kafka_bootstrap_servers, s.kafka_topic)
+            ensure_topic(s.kafka_bootstrap_servers, name)
         except (ProducerError, OSError) as exc:
             fail(f"Kafka at {s.kafka_bootstrap_servers} is not reachable: {exc}")
-        return KafkaSink(s.kafka_bootstrap_servers, s.kafka_topic)
+        return KafkaSink(s.kafka_bootstrap_servers, name)
+    if topic is not None:
+        fail("--topic needs Kafka: set RECFLOW_KAFKA_BOOTSTRAP_SERVERS (e.g. kafka:9092)")
     return DirSink(s.landing_dir)
 
 
@@ -39,21 +44,35 @@ def produce(
     experiment: str = typer.Option("exp1", help="experiment of the simulated traffic"),
     users: int = typer.Option(1000, min=1),
     items: int = typer.Option(500, min=1),
+    popularity: Popularity = typer.Option(
+        "uniform", help="how simulated items are picked: uniform, or zipf (a few get most)"
+    ),
     rate: float | None = typer.Option(None, min=0.001, help="events per second (default: max)"),
     count: int | None = typer.Option(None, min=1, help="stop after this many events"),
     duration: float | None = typer.Option(None, min=0.001, help="stop after this many seconds"),
     malformed: float = typer.Option(0.0, min=0, max=1, help="fraction of malformed events"),
-    seed: int = typer.Option(0),
+    seed: int = typer.Option(0, help="random seed: the same seed sends the same traffic"),
+    topic: str | None = typer.Option(None, help="Kafka topic (default: RECFLOW_KAFKA_TOPIC)"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Publish events: to Kafka when configured, else to the landing directory."""
+    """Publish events: to Kafka when configured, else to the landing directory.
+
+    With --simulate, users are assigned to variants by the shared hash and each impression is
+    clicked at its variant's CTR; with --rate, events carry the wall clock as their time.
+    """
     from backend.streaming.producer import ProducerError, produce_sync
-    from backend.streaming.simulator import TrafficSpec, replay_ratings, simulate_traffic
+    from backend.streaming.simulator import (
+        TrafficSpec,
+        parse_ctr,
+        replay_ratings,
+        simulate_traffic,
+    )
 
     if (replay is None) == (not simulate):
         fail("give --replay FORMAT:PATH or --simulate")
     if simulate and count is None and duration is None:
         fail("--simulate needs --count or --duration (the traffic never ends by itself)")
+    spec: TrafficSpec | None = None
     if replay is not None:
         from backend.recsys.datasets import RatingsSource, load_ratings
         from backend.recsys.errors import DataError
@@ -67,13 +86,17 @@ def produce(
         total: int | None = count or ratings.n_ratings
     else:
         try:
-            weights = {k: float(v) for k, v in (p.split("=") for p in ctr.split(","))}
+            rates = parse_ctr(ctr)
+        except ValueError as exc:
+            fail(str(exc))
+        try:
             spec = TrafficSpec(
                 seed=seed,
                 users=users,
                 items=items,
                 experiment=experiment,
-                ctr=weights,
+                ctr=rates,
+                popularity=popularity,
                 realtime=rate is not None,
                 malformed_fraction=malformed,
                 rules=get_settings().event_rules(),
@@ -82,7 +105,7 @@ def produce(
             fail(f"bad simulation settings: {exc}")
         events = simulate_traffic(spec)
         total = count
-    sink = _sink()
+    sink = _sink(topic)
     with Progress(
         TextColumn(f"producing to {sink.describe()}"),
         BarColumn(),
@@ -105,7 +128,7 @@ def produce(
             )
         except ProducerError as exc:
             fail(str(exc))
-    out = {
+    out: dict[str, Any] = {
         "sent": result.sent,
         "duration_s": round(result.duration_s, 3),
         "events_per_s": round(result.sent / max(result.duration_s, 1e-9), 1),
@@ -113,12 +136,28 @@ def produce(
         "duplicates": result.duplicates,
         "sink": sink.describe(),
     }
+    if spec is not None:
+        out["configured_ctr"] = dict(spec.ctr)
+        out["variants"] = {
+            v: {
+                "impression": c.get("impression", 0),
+                "click": c.get("click", 0),
+                "ctr": c.get("click", 0) / c["impression"] if c.get("impression") else None,
+            }
+            for v, c in result.variants.items()
+        }
     if as_json:
         emit_json(out)
-    else:
+        return
+    console.print(
+        f"sent {out['sent']:,} events to {out['sink']} in {out['duration_s']} s "
+        f"({out['events_per_s']:,.0f}/s)"
+    )
+    for variant, c in out.get("variants", {}).items():
+        observed = "-" if c["ctr"] is None else f"{c['ctr']:.4f}"
         console.print(
-            f"sent {out['sent']:,} events to {out['sink']} in {out['duration_s']} s "
-            f"({out['events_per_s']:,.0f}/s)"
+            f"  {variant}: {c['impression']:,} impressions, {c['click']:,} clicks, CTR "
+            f"{observed} (configured {out['configured_ctr'][variant]})"
         )
 
 
@@ -126,10 +165,15 @@ def ingest(
     follow: bool = typer.Option(False, help="keep running (Ctrl-C or cancel to stop)"),
     source: str = typer.Option("auto", help="auto, kafka or dir"),
     max_duration: float | None = typer.Option(None, help="with --follow: stop after seconds"),
+    trigger_s: float = typer.Option(
+        5.0, min=0.001, help="with --follow: seconds between micro-batches"
+    ),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Ingest events into the lake with Spark (availableNow by default)."""
     params: dict[str, Any] = {"source": source, "follow": follow}
+    if follow:
+        params["trigger_s"] = trigger_s
     if max_duration:
         params["max_duration_s"] = max_duration
     job = run_inline("ingest", params, quiet=as_json)
@@ -157,8 +201,7 @@ def compact(
     lake = get_settings().lake_dir
     if not lake.is_dir():
         fail(f"no lake at {lake}; run `recflow ingest` first")
-    result = run(lake, target_file_mb)
-    out = result.to_dict()
+    out = to_jsonable(run(lake, target_file_mb))
     emit_json(out) if as_json else console.print(json.dumps(out))
 
 

@@ -57,3 +57,9 @@ def session_scope(url: str, *, durable: bool = True) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+def ping(url: str) -> None:
+    """Run ``SELECT 1`` on a pooled connection; raises whatever the driver raises when it fails."""
+    with get_engine(url).connect() as conn:
+        conn.execute(text("SELECT 1"))

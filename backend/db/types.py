@@ -1,4 +1,4 @@
-"""Column types that behave the same on PostgreSQL and SQLite."""
+"""Column types that behave the same on PostgreSQL and SQLite, and the range of their ids."""
 
 from __future__ import annotations
 
@@ -8,6 +8,17 @@ from typing import Any
 from sqlalchemy import DateTime
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
+
+DB_INT_MAX = 2**31 - 1
+"""The largest value of a SQL INTEGER column (the tables' ids) on every supported database.
+
+32-bit on PostgreSQL, 64-bit on SQLite: a number beyond it must be refused as input before it
+reaches a query, where it would overflow the driver."""
+
+
+def in_db_range(value: int) -> bool:
+    """Whether ``value`` fits an id column (1 .. 2**31-1)."""
+    return 1 <= value <= DB_INT_MAX
 
 
 class UTCDateTime(TypeDecorator[datetime]):

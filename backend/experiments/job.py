@@ -12,7 +12,7 @@ from backend.abtest import analyze, counts_from_csv, counts_from_events
 from backend.abtest.inputs import csv_variants
 from backend.config import Settings
 from backend.db.session import session_scope
-from backend.experiments import repository
+from backend.experiments import service
 from backend.jobs.context import JobContext
 from backend.jobs.kind import JobKind
 from backend.jobs.params import (
@@ -22,6 +22,7 @@ from backend.jobs.params import (
     custom_error,
     path_error,
 )
+from backend.jsonable import to_jsonable
 from backend.paths import PathNotAllowedError, confine
 
 EXPERIMENT_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
@@ -150,12 +151,6 @@ class AbTestParams(JobParams):
         return confine(self.csv_path or "", settings, field="csv_path")
 
 
-def choose_control(variants: list[str], control: str | None) -> str:
-    if control is not None:
-        return control
-    return "control" if "control" in variants else sorted(variants)[0]
-
-
 def run(ctx: JobContext, params: AbTestParams) -> dict[str, Any]:
     with ctx.stage("load") as st:
         if params.source == "csv":
@@ -172,7 +167,7 @@ def run(ctx: JobContext, params: AbTestParams) -> dict[str, Any]:
     with ctx.stage("analyze", rows_in=len(counts)) as st:
         analysis = analyze(
             counts,
-            control=choose_control([c.variant for c in counts], params.control),
+            control=service.choose_control([c.variant for c in counts], params.control),
             alpha=params.alpha,
             power=params.power,
             expected_split=params.expected_split,
@@ -183,7 +178,7 @@ def run(ctx: JobContext, params: AbTestParams) -> dict[str, Any]:
             seed=params.seed,
             unit=params.unit,
         )
-        result = analysis.to_dict()
+        result = to_jsonable(analysis)
         st.rows_out = len(result["comparisons"])
     png = None
     if params.chart:
@@ -194,7 +189,7 @@ def run(ctx: JobContext, params: AbTestParams) -> dict[str, Any]:
             png = render_ctr_chart(analysis)
             st.extra["bytes"] = len(png)
     with ctx.stage("store"), session_scope(ctx.settings.sqlalchemy_url) as s:
-        row = repository.add(
+        analysis_id = service.store_analysis(
             s,
             experiment=params.experiment,
             job_id=ctx.job_id,
@@ -203,7 +198,6 @@ def run(ctx: JobContext, params: AbTestParams) -> dict[str, Any]:
             result=result,
             chart_png=png,
         )
-        analysis_id = row.id
     return {"analysis_id": analysis_id, "experiment": params.experiment, **result}
 
 

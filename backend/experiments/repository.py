@@ -63,3 +63,15 @@ def summaries(session: Session) -> list[tuple[str, int, int]]:
         .order_by(ExperimentAnalysisRow.experiment)
     )
     return [(name, int(n), int(last)) for name, n, last in session.execute(stmt).all()]
+
+
+def briefs(session: Session, analysis_ids: list[int]) -> dict[int, ExperimentAnalysisRow]:
+    """The analyses with these ids, by id, without their charts."""
+    if not analysis_ids:
+        return {}
+    stmt = (
+        select(ExperimentAnalysisRow)
+        .options(defer(ExperimentAnalysisRow.chart_png))
+        .where(ExperimentAnalysisRow.id.in_(analysis_ids))
+    )
+    return {row.id: row for row in session.scalars(stmt)}

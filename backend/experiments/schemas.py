@@ -57,7 +57,8 @@ class AnalysisBriefOut(BaseModel):
 
 class LatestAnalysisOut(BaseModel):
     """The latest analysis: where it came from, its chart, and the full result of the abtest
-    job (status, verdict, variants, comparisons, ...: ``ExperimentAnalysis.to_dict``)."""
+    job (status, verdict, variants, comparisons, ...: ``backend.abtest.results.ExperimentAnalysis``
+    as JSON)."""
 
     model_config = ConfigDict(extra="allow")
 

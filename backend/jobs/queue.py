@@ -61,3 +61,9 @@ def make_celery(settings: Settings) -> Celery:
 @lru_cache
 def get_celery() -> Celery:
     return make_celery(get_settings())
+
+
+def ping(celery: Celery, timeout_s: float) -> None:
+    """Connect to the broker once, waiting at most ``timeout_s``; raises when it does not answer."""
+    with celery.connection_for_write() as conn:
+        conn.ensure_connection(max_retries=1, timeout=timeout_s)

@@ -3,7 +3,8 @@
 The job's ``error`` is readable by anyone who may read the job, so it says what went wrong in
 terms the caller knows: a path under the data directory or a configured data root becomes
 relative to that root, and any other absolute path is reduced to ``…/<file name>``. The full
-exception, traceback included, goes to the worker's log.
+exception, traceback included, goes to the log of the process that ran the job (a Celery worker
+or the CLI running it in process).
 """
 
 from __future__ import annotations

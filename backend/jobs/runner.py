@@ -202,7 +202,9 @@ def execute(
         state, result, error = "failed", None, None
         try:
             if kind is None:
-                raise RuntimeError(f"this worker does not know job kind {started.kind!r}")
+                raise RuntimeError(
+                    f"job kind {started.kind!r} is not in the catalog of this process"
+                )
             # Checked again as at submit time (roots, ceilings): a file may have gone since.
             params = parse_params(started.kind, started.params, settings)
             result = kind.run(timer, params)

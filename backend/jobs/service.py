@@ -15,12 +15,13 @@ from sqlalchemy.orm import Session
 from backend.config import Settings, get_settings
 from backend.db.base import utcnow
 from backend.db.tables import Job
+from backend.db.types import in_db_range
 from backend.errors import ConflictError, InvalidInputError, NotFoundError, UnavailableError
 from backend.jobs import repository as repo
 from backend.jobs.kind import installed
 from backend.jobs.params import non_finite
 from backend.jobs.queue import QUEUE, RUN_JOB_TASK
-from backend.jobs.schemas import JobOut, StageOut
+from backend.jobs.schemas import JobKindOut, JobOut, JobPage, JobState, StageOut
 
 log = logging.getLogger(__name__)
 
@@ -34,11 +35,9 @@ def parse_params(kind: str, params: dict[str, Any], settings: Settings) -> BaseM
     refused anywhere in the params, also where a kind accepts any JSON value. Raises
     ``InvalidInputError`` whose detail lists ``{loc, msg, type}`` with ``loc`` from ``params``.
     """
-    catalog = installed()
-    job_kind = catalog.get(kind)
+    job_kind = installed().get(kind)
     if job_kind is None:
-        known = ", ".join(catalog.names())
-        raise InvalidInputError(f"unknown job kind {kind!r}; known kinds: {known}")
+        raise _unknown_kind(kind)
     errors: list[dict[str, Any]] = [
         {
             "loc": ["params", *loc],
@@ -57,6 +56,11 @@ def parse_params(kind: str, params: dict[str, Any], settings: Settings) -> BaseM
             ]
     problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errors)
     raise InvalidInputError(f"bad params for kind {kind!r}: {problems}", detail=errors)
+
+
+def _unknown_kind(kind: str) -> InvalidInputError:
+    known = ", ".join(installed().names())
+    return InvalidInputError(f"unknown job kind {kind!r}; known kinds: {known}")
 
 
 def validate_params(
@@ -237,29 +241,70 @@ def _revoke(celery: Celery, session: Session, job_id: int) -> None:
 
 
 def get_or_404(session: Session, job_id: int) -> Job:
+    """The job with its stages loaded; ``NotFoundError`` when there is none."""
     job = repo.get(session, job_id, with_stages=True)
     if job is None:
         raise NotFoundError(f"job {job_id} not found")
     return job
 
 
+def read(session: Session, job_id: int) -> JobOut:
+    """One job as the API shows it: state, progress, the stages of its latest attempt."""
+    return to_out(get_or_404(session, job_id))
+
+
+def page(
+    session: Session,
+    *,
+    kind: str | None = None,
+    state: JobState | None = None,
+    limit: int = 50,
+    cursor: str | None = None,
+) -> JobPage:
+    """Jobs newest first, without their stages; ``next_cursor`` continues after the last one."""
+    if kind is not None and kind not in installed():
+        raise _unknown_kind(kind)
+    before = decode_cursor(cursor) if cursor else None
+    jobs = repo.page(session, kind=kind, state=state, limit=limit + 1, before_id=before)
+    items = [to_out(j, with_stages=False) for j in jobs[:limit]]
+    next_cursor = encode_cursor(jobs[limit - 1].id) if len(jobs) > limit else None
+    return JobPage(items=items, next_cursor=next_cursor)
+
+
+def kinds() -> list[JobKindOut]:
+    """The installed job kinds with the JSON schema of their params."""
+    return [
+        JobKindOut(
+            name=k.name, description=k.description, params_schema=k.params_model.model_json_schema()
+        )
+        for k in installed()
+    ]
+
+
+BAD_CURSOR = "cursor is not valid; pass the next_cursor value from the previous page"
+
+
 def encode_cursor(job_id: int) -> str:
+    """The opaque page cursor that continues below ``job_id``."""
     return base64.urlsafe_b64encode(f"j{job_id}".encode()).decode().rstrip("=")
 
 
 def decode_cursor(cursor: str) -> int:
+    """The job id a cursor names; ``InvalidInputError`` for a cursor this API never gave out."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         if not raw.startswith("j"):
             raise ValueError
-        return int(raw[1:])
+        job_id = int(raw[1:])
     except ValueError:
-        raise InvalidInputError(
-            "cursor is not valid; pass the next_cursor value from the previous page"
-        ) from None
+        raise InvalidInputError(BAD_CURSOR) from None
+    if not in_db_range(job_id):  # a forged cursor: it would overflow the id column
+        raise InvalidInputError(BAD_CURSOR)
+    return job_id
 
 
 def to_out(job: Job, *, with_stages: bool = True) -> JobOut:
+    """The API form of a job row; ``with_stages`` adds the stages of its latest attempt."""
     stages = repo.stages_of_attempt(job) if with_stages else []
     return JobOut(
         id=job.id,

@@ -3,7 +3,7 @@
 Reads use ``pyarrow.dataset`` rather than Spark: a lake of a few million events fits in memory,
 pyarrow reads it in a second or two with column projection and predicate push-down, and the jobs
 that call these readers then need no JVM. For a lake that outgrows memory, read it with Spark
-(``spark.read.parquet(<lake>/events)``; the layout is in ``backend.pipeline.layout``).
+(``spark.read.parquet(<lake>/events)``; the layout is in ``backend.lake.layout``).
 """
 
 from __future__ import annotations

@@ -65,19 +65,3 @@ def recent_alerts(
     if open_only:
         q = q.where(Alert.resolved_at.is_(None))
     return session.scalars(q).all()
-
-
-def alert_to_dict(row: Alert) -> dict[str, object]:
-    """The JSON form of a stored alert."""
-    return {
-        "id": row.id,
-        "rule": row.rule,
-        "severity": row.severity,
-        "message": row.message,
-        "value": row.value,
-        "threshold": row.threshold,
-        "labels": row.labels or {},
-        "fired_at": row.fired_at.isoformat(),
-        "resolved_at": row.resolved_at.isoformat() if row.resolved_at else None,
-        "open": row.resolved_at is None,
-    }

@@ -1,6 +1,6 @@
 """Validate batches of raw records with the shared contract, inline or across processes.
 
-``validate_batch`` applies ``backend.streaming.events.validate_event`` to every record and keeps
+``validate_batch`` applies ``backend.streaming.validation.validate_event`` to every record and keeps
 only what the windows need from a valid event (a ``Counted`` tuple, cheap to send between
 processes). ``ParallelValidator`` hands a share of each batch to worker processes while the
 calling process validates the rest, which puts both cores of a small machine to work: the
@@ -15,7 +15,8 @@ from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import NamedTuple
 
-from backend.streaming.events import Rejected, ValidationRules, validate_event
+from backend.streaming.events import Rejected, ValidationRules
+from backend.streaming.validation import validate_event
 
 #: A rejected record: its index in the batch, the contract's reason code, and the message.
 Invalid = tuple[int, str, str]

@@ -165,48 +165,34 @@ class VariantStats:
 
 
 @dataclass(frozen=True)
+class TopItem:
+    """An item and its clicks in a window."""
+
+    item: str
+    clicks: int
+
+
+@dataclass(frozen=True)
 class WindowSummary:
-    """What one window holds at ``now_ms``; see the module docstring for the definitions."""
+    """What one window holds at ``now_ms``; see the module docstring for the definitions.
+
+    The fields are the summary's JSON (``backend.jsonable.to_jsonable``); ``complete`` says
+    whether the events seen cover the whole span (``coverage_s >= span_s``).
+    """
 
     window: str
     span_s: int
     now_ms: int
     coverage_s: int
+    complete: bool
     events: int
     events_by_type: dict[str, int]
     rate_per_s: dict[str, float]
     distinct_users: int
     variants: tuple[VariantStats, ...]
-    top_items: tuple[tuple[str, int], ...]
+    top_items: tuple[TopItem, ...]
     latency_p50_s: float | None
     latency_p99_s: float | None
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form (variants as a list of objects, top items as ``{item, clicks}``)."""
-        return {
-            "window": self.window,
-            "span_s": self.span_s,
-            "now_ms": self.now_ms,
-            "coverage_s": self.coverage_s,
-            "complete": self.coverage_s >= self.span_s,
-            "events": self.events,
-            "events_by_type": dict(self.events_by_type),
-            "rate_per_s": dict(self.rate_per_s),
-            "distinct_users": self.distinct_users,
-            "variants": [
-                {
-                    "experiment": v.experiment,
-                    "variant": v.variant,
-                    "impressions": v.impressions,
-                    "clicks": v.clicks,
-                    "ctr": v.ctr,
-                }
-                for v in self.variants
-            ],
-            "top_items": [{"item": i, "clicks": c} for i, c in self.top_items],
-            "latency_p50_s": self.latency_p50_s,
-            "latency_p99_s": self.latency_p99_s,
-        }
 
 
 @dataclass
@@ -361,12 +347,13 @@ class SlidingWindows:
             span_s=span_s,
             now_ms=now_s * 1000,
             coverage_s=coverage,
+            complete=coverage >= span_s,
             events=events,
             events_by_type=dict(sorted(agg.types.items())),
             rate_per_s=rates,
             distinct_users=users,
             variants=variants,
-            top_items=tuple(top),
+            top_items=tuple(TopItem(item, clicks) for item, clicks in top),
             latency_p50_s=histogram_quantile(agg.latency, 0.5),
             latency_p99_s=histogram_quantile(agg.latency, 0.99),
         )

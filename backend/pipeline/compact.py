@@ -5,9 +5,9 @@ partition it touches, so a following ingestion leaves thousands of small files, 
 every reader. ``compact`` rewrites them per partition, with pyarrow, into files of about
 ``target_file_mb``.
 
-Why this is safe with the ingestion's exactly-once scheme (``backend.pipeline.ingest``): the lake
-is written by ``foreachBatch`` with its own commit markers, not by Spark's file sink, so there
-is no ``_spark_metadata`` log whose file list compaction would invalidate. Only directories of
+Why this is safe with the ingestion's exactly-once scheme (``backend.pipeline.ingest.writer``):
+the lake is written by ``foreachBatch`` with its own commit markers, not by Spark's file sink, so
+there is no ``_spark_metadata`` log whose file list compaction would invalidate. Only directories of
 *committed* batches (marker present) and earlier compaction output are rewritten; a directory
 left by a batch that crashed before its marker is carried over unchanged, because the replay of
 that batch recognises it by name. The swap happens under the lake lock, so no batch is published
@@ -32,30 +32,21 @@ from backend.lake import layout
 
 
 @dataclass(frozen=True)
-class PartitionCompaction:
-    """One rewritten partition: its table, date, and file counts before and after."""
+class _Rewritten:
+    """One rewritten partition: file counts before and after."""
 
-    table: str
-    dt: str
     files_before: int
     files_after: int
-    rows: int
 
 
 @dataclass(frozen=True)
 class CompactResult:
-    """All partitions looked at; ``partitions`` lists those that were rewritten."""
+    """Parquet files over all partitions before and after, and how many partitions were
+    rewritten (the others were compact already)."""
 
     files_before: int
     files_after: int
-    partitions: tuple[PartitionCompaction, ...]
-
-    def to_dict(self) -> dict[str, object]:
-        return {
-            "files_before": self.files_before,
-            "files_after": self.files_after,
-            "partitions_rewritten": len(self.partitions),
-        }
+    partitions_rewritten: int
 
 
 def compact(lake_dir: Path, target_file_mb: float = 128.0) -> CompactResult:
@@ -66,12 +57,11 @@ def compact(lake_dir: Path, target_file_mb: float = 128.0) -> CompactResult:
     if target_file_mb <= 0:
         raise ValueError(f"target_file_mb must be positive, got {target_file_mb}")
     target_bytes = int(target_file_mb * 1024 * 1024)
-    before = after = 0
-    rewritten: list[PartitionCompaction] = []
+    before = after = rewritten = 0
     for table in layout.TABLES:
         for part in layout.partitions(Path(lake_dir) / table):
             with layout.lake_lock(Path(lake_dir)):
-                done = _compact_partition(Path(lake_dir), table, part, target_bytes)
+                done = _compact_partition(Path(lake_dir), part, target_bytes)
             if done is None:
                 count = sum(1 for _ in part.glob("*/*.parquet"))
                 before += count
@@ -79,13 +69,11 @@ def compact(lake_dir: Path, target_file_mb: float = 128.0) -> CompactResult:
             else:
                 before += done.files_before
                 after += done.files_after
-                rewritten.append(done)
-    return CompactResult(before, after, tuple(rewritten))
+                rewritten += 1
+    return CompactResult(before, after, rewritten)
 
 
-def _compact_partition(
-    lake_dir: Path, table: str, part: Path, target_bytes: int
-) -> PartitionCompaction | None:
+def _compact_partition(lake_dir: Path, part: Path, target_bytes: int) -> _Rewritten | None:
     dirs = [d for d in part.iterdir() if d.is_dir() and not d.name.startswith((".", "_"))]
     keep = [d for d in dirs if d.name.startswith("batch-") and not layout.is_committed(lake_dir, d)]
     merge = [d for d in dirs if d not in keep]
@@ -111,13 +99,7 @@ def _compact_partition(
         os.rename(d, swap / d.name)
     _exchange(swap, part)
     layout.remove_tree(swap)
-    return PartitionCompaction(
-        table=table,
-        dt=part.name.removeprefix(layout.PARTITION_PREFIX),
-        files_before=len(files) + kept_files,
-        files_after=written + kept_files,
-        rows=rows,
-    )
+    return _Rewritten(files_before=len(files) + kept_files, files_after=written + kept_files)
 
 
 _RENAME_EXCHANGE = 2

@@ -5,7 +5,7 @@ availableNow); ``follow=true`` keeps a processingTime trigger running until the 
 cancelled or ``max_duration_s`` passes. Every micro-batch is recorded as a ``micro_batch`` stage
 with its rows in, valid rows out, and Spark's own figures in ``extra``; the ``query`` stage is
 the rest of the query's time, with the run's counts in ``extra``. Exactly-once comes from
-the per-source checkpoint and the lake's batch commit protocol (see backend.pipeline.ingest).
+the per-source checkpoint and the lake's batch commit (see ``backend.pipeline.ingest.writer``).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from backend.config import Settings
 from backend.jobs.context import JobCancelled, JobContext
 from backend.jobs.kind import JobKind
 from backend.jobs.params import JobParams, confined, context_settings, custom_error
+from backend.jsonable import to_jsonable
 from backend.paths import confine
 from backend.pipeline.ingest import IngestOptions, run_ingest
 from backend.pipeline.sources import DirSource, EventSource, KafkaSource
@@ -163,12 +164,13 @@ def run(ctx: JobContext, p: IngestParams) -> dict[str, Any]:
         # events); its micro-batches are stages of their own, with the rows.
         with ctx.stage("query") as st:
             result = run_ingest(spark, opts, follow=p.follow, stop_event=stop, on_stage=on_batch)
-            st.extra.update(result.to_dict())
+            summary: dict[str, Any] = to_jsonable(result.summary)
+            st.extra.update(summary)
     finally:
         stop.set()
         if timer is not None:
             timer.cancel()
-    out = result.to_dict()
+    out = dict(summary)
     out["mode"] = "follow" if p.follow else "available_now"
     out["lake"] = str(settings.lake_dir.relative_to(settings.data_dir))  # in the data dir
     return out

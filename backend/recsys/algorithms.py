@@ -131,7 +131,7 @@ class GlobalMean(NormalPredictor):  # type: ignore[misc]
     """Predicts the training mean μ for every pair.
 
     A ``NormalPredictor`` whose estimate is its distribution's expected value instead of a random
-    draw, so surprise's validation tools and the factor-model adapter both treat it as the
+    draw, so surprise's cross-validation tools and the factor-model adapter both treat it as the
     constant-μ model it is.
     """
 
@@ -151,7 +151,8 @@ def make_algo(spec: AlgoSpec, *, verbose: bool = False) -> AlgoBase:
     if spec.name == "global_mean":
         return GlobalMean()
     raise DataError(
-        f"{spec.name} predicts no ratings; use it in ranking evaluation, not rating validation"
+        f"{spec.name} predicts no ratings; use it in ranking evaluation, "
+        "not rating cross-validation"
     )
 
 

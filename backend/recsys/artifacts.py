@@ -7,6 +7,7 @@ A version directory holds
 * ``ids.npz``: user_ids and item_ids as fixed-width unicode arrays,
 * ``params.json``: algorithm, params, global_mean, rating_scale and the shapes,
 * ``metrics.json``, ``fingerprint`` (of the training data),
+* ``items.json`` (optional): item metadata (item, title, genres) that serving shows and filters on,
 * ``manifest.json``: sha256 and size of every other file.
 
 It is written to a temporary sibling directory and renamed into place, so a reader sees either
@@ -38,17 +39,20 @@ _FACTOR_ARRAYS = (
     "seen_indptr", "seen_indices", "item_popularity",
 )  # fmt: skip
 _FILES = ("factors.npz", "ids.npz", "params.json", "metrics.json", "fingerprint")
+ITEMS_FILE = "items.json"
 
 
 @dataclass(frozen=True, eq=False)
 class LoadedArtifact:
-    """A verified artifact: the model, its metrics, the data fingerprint and the manifest."""
+    """A verified artifact: the model, its metrics, the data fingerprint, the manifest, and the
+    item metadata when it was saved with some."""
 
     model: FactorModel
     metrics: dict[str, Any]
     fingerprint: str
     manifest: dict[str, Any]
     path: Path
+    items: list[dict[str, Any]] | None = None
 
 
 def save_artifact(
@@ -58,11 +62,15 @@ def save_artifact(
     *,
     metrics: dict[str, Any],
     fingerprint: str,
+    items: list[dict[str, Any]] | None = None,
 ) -> Path:
     """Write ``model`` as ``root/version`` atomically and return that directory.
 
-    Raises ``DataError`` for an invalid version name, an existing version, or metrics that are
-    not JSON numbers/strings (NaN included: report a missing value as ``None``).
+    ``items`` (item metadata: one ``{"item", "title", "genres"}`` record per item) is stored as
+    ``items.json``, covered by the manifest like every other file.
+
+    Raises ``DataError`` for an invalid version name, an existing version, or metrics or items
+    that are not JSON values (NaN included: report a missing value as ``None``).
     """
     if not _VERSION_RE.match(version):
         raise DataError(
@@ -87,6 +95,8 @@ def save_artifact(
         },
         "params",
     )
+    items_text = None if items is None else _items_json(items)
+    names = _FILES if items_text is None else (*_FILES, ITEMS_FILE)
     root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{version}.", suffix=".tmp", dir=root))
     try:
@@ -102,14 +112,16 @@ def save_artifact(
         (tmp / "params.json").write_text(params_text, encoding="utf-8")
         (tmp / "metrics.json").write_text(metrics_text, encoding="utf-8")
         (tmp / "fingerprint").write_text(fingerprint, encoding="utf-8")
+        if items_text is not None:
+            (tmp / ITEMS_FILE).write_text(items_text, encoding="utf-8")
         manifest = {
             "format": FORMAT_VERSION,
             "version": version,
             "files": {name: {"sha256": _sha256(tmp / name), "bytes": (tmp / name).stat().st_size}
-                      for name in _FILES},
+                      for name in names},
         }  # fmt: skip
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
-        for name in (*_FILES, "manifest.json"):
+        for name in (*names, "manifest.json"):
             _fsync(tmp / name)
         os.chmod(tmp, 0o755)
         try:
@@ -128,16 +140,18 @@ def load_artifact(path: Path) -> LoadedArtifact:
     """Read and verify an artifact directory written by ``save_artifact``.
 
     Raises ``CorruptArtifactError`` naming the file when a file is missing, differs from the
-    manifest's sha256, or holds arrays of the wrong shape or type.
+    manifest's sha256, or holds arrays of the wrong shape or type. Item metadata is read only
+    when the manifest lists it (and so vouches for it).
     """
     path = Path(path)
     if not path.is_dir():
         raise DataError(f"model artifact {path} does not exist")
     manifest = _read_json(path, "manifest.json")
     files = manifest.get("files")
-    if not isinstance(files, dict) or set(files) != set(_FILES):
+    if not isinstance(files, dict) or set(files) - {ITEMS_FILE} != set(_FILES):
         raise CorruptArtifactError(f"manifest.json in {path} does not list the artifact's files")
-    for name in _FILES:
+    names = _FILES if ITEMS_FILE not in files else (*_FILES, ITEMS_FILE)
+    for name in names:
         file = path / name
         if not file.is_file():
             raise CorruptArtifactError(f"{name} is missing from the model artifact {path}")
@@ -176,6 +190,7 @@ def load_artifact(path: Path) -> LoadedArtifact:
         fingerprint=(path / "fingerprint").read_text(encoding="utf-8").strip(),
         manifest=manifest,
         path=path,
+        items=_read_items(path) if ITEMS_FILE in files else None,
     )
 
 
@@ -226,6 +241,25 @@ def _read_json(path: Path, name: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise CorruptArtifactError(f"{name} in {path} is not a JSON object")
     return value
+
+
+def _read_items(path: Path) -> list[dict[str, Any]]:
+    try:
+        value = json.loads((path / ITEMS_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise CorruptArtifactError(f"{ITEMS_FILE} in {path} is not valid JSON: {exc}") from exc
+    if not isinstance(value, list) or not all(isinstance(r, dict) and "item" in r for r in value):
+        raise CorruptArtifactError(f"{ITEMS_FILE} in {path} is not a list of item records")
+    return value
+
+
+def _items_json(items: list[dict[str, Any]]) -> str:
+    try:
+        return json.dumps(items, ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise DataError(
+            f"items must be JSON values (store a missing title as None): {exc}"
+        ) from exc
 
 
 def _json(value: Any, what: str) -> str:

@@ -1,4 +1,4 @@
-"""k-fold validation of rating prediction: RMSE, MAE and MPE per fold and mean ± std.
+"""k-fold cross-validation of rating prediction: RMSE, MAE and MPE per fold and mean ± std.
 
 Two paths over the same seeded folds:
 
@@ -6,7 +6,7 @@ Two paths over the same seeded folds:
   reference that published numbers come from.
 * ``cross_validate`` is our loop over identical folds (``kfold.kfold_splits``). Each fold trains
   the surprise algorithm, converts it to the serving ``FactorModel`` and scores the clipped
-  estimates of that model, so it validates what will be served. Its RMSE and MAE equal surprise's
+  estimates of that model, so it measures what will be served. Its RMSE and MAE equal surprise's
   to floating-point rounding; it adds MPE and timings.
 
 Folds run in parallel worker processes with ``n_jobs > 1``; every fold is seeded, so the result
@@ -106,7 +106,7 @@ class SurpriseCVResult:
 
 
 @dataclass(frozen=True)
-class ValidationReport:
+class CrossvalReport:
     """The model, its baselines on the same folds, and (optionally) surprise's reference run.
 
     ``max_abs_difference`` is the largest per-fold |ours − surprise| over RMSE and MAE.
@@ -202,7 +202,7 @@ def validate(
     baselines: Sequence[AlgoSpec] = DEFAULT_BASELINES,
     with_surprise: bool = False,
     progress: Progress | None = None,
-) -> ValidationReport:
+) -> CrossvalReport:
     """Cross-validate ``spec`` and each baseline on the same folds.
 
     With ``with_surprise`` the model is also run through surprise's ``cross_validate`` and the
@@ -226,8 +226,8 @@ def validate(
             for f, r, m in zip(ours, reference.rmse, reference.mae, strict=True)
         )
     if progress:
-        progress(1.0, "validation finished")
-    return ValidationReport(
+        progress(1.0, "cross-validation finished")
+    return CrossvalReport(
         model=results[0],
         baselines=tuple(results[1:]),
         surprise=reference,

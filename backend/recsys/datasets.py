@@ -21,6 +21,13 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from backend.recsys.columns import (
+    check_scale,
+    id_column,
+    keep_latest,
+    rating_column,
+    timestamp_column,
+)
 from backend.recsys.errors import DataError
 
 SourceFormat = Literal["ml-100k", "ml-1m", "ml-latest", "csv", "parquet", "lake"]
@@ -166,7 +173,7 @@ def ratings_from_frame(
     Row numbers in error messages are 1-based positions in ``raw`` (the data row of a file).
     Keeps the latest rating of each (user, item) by timestamp (the later row on a tie).
     """
-    low, high = _check_scale(scale)
+    low, high = check_scale(scale)
     wanted = [user_col, item_col, rating_col] + ([timestamp_col] if timestamp_col else [])
     missing = [c for c in wanted if c not in raw.columns]
     if missing:
@@ -178,16 +185,16 @@ def ratings_from_frame(
     if len(raw) == 0:
         raise DataError(f"{source} contains no ratings")
 
-    users = _ids(raw[user_col], "user id", source)
-    items = _ids(raw[item_col], "item id", source)
-    ratings = _ratings(raw[rating_col], low, high, source)
+    users = id_column(raw[user_col], "user id", source)
+    items = id_column(raw[item_col], "item id", source)
+    ratings = rating_column(raw[rating_col], low, high, source)
     if timestamp_col:
-        timestamps = _timestamps(raw[timestamp_col], source)
+        timestamps = timestamp_column(raw[timestamp_col], source)
     else:
         timestamps = np.arange(len(raw), dtype=np.int64)
 
     frame = pd.DataFrame({"user": users, "item": items, "rating": ratings, "timestamp": timestamps})
-    frame, dropped = _keep_latest(frame)
+    frame, dropped = keep_latest(frame)
     n_users = frame["user"].nunique()
     if n_users < 2:
         raise DataError(
@@ -314,98 +321,6 @@ def _read_parquet(path: Path, lake: bool, cols: tuple[str, ...]) -> pd.DataFrame
         ) from exc
     # Only the rating columns are kept; a lake row also carries event type, session, etc.
     return frame[[c for c in cols if c and c in frame.columns]] if lake else frame
-
-
-def _check_scale(scale: tuple[float, float]) -> tuple[float, float]:
-    try:
-        low, high = float(scale[0]), float(scale[1])
-    except (TypeError, ValueError, IndexError) as exc:
-        raise DataError(f"rating scale {scale!r} must be two numbers (low, high)") from exc
-    if not (np.isfinite(low) and np.isfinite(high) and low < high):
-        raise DataError(f"rating scale {low:g}-{high:g} must be finite with low < high")
-    return low, high
-
-
-def _ids(column: pd.Series, what: str, source: str) -> np.ndarray:
-    missing = column.isna().to_numpy()
-    if missing.any():
-        row = int(np.flatnonzero(missing)[0]) + 1
-        raise DataError(f"{what} is missing at row {row} of {source} ({int(missing.sum())} rows)")
-    if pd.api.types.is_float_dtype(column.dtype):
-        values = column.to_numpy(np.float64)
-        if np.all(values == np.round(values)):
-            # Parquet writes nullable integer ids as floats; 12.0 means id "12".
-            return values.astype(np.int64).astype(str).astype(object)
-    out = column.astype(str).str.strip().to_numpy(object)
-    empty = out == ""
-    if empty.any():
-        row = int(np.flatnonzero(empty)[0]) + 1
-        raise DataError(f"{what} is empty at row {row} of {source}")
-    return out
-
-
-def _ratings(column: pd.Series, low: float, high: float, source: str) -> np.ndarray:
-    if pd.api.types.is_bool_dtype(column.dtype):
-        raise DataError(
-            f"ratings in {source} are true/false values; explicit ratings must be numbers"
-        )
-    values = pd.to_numeric(column, errors="coerce").to_numpy(np.float64)
-    was_missing = column.isna().to_numpy()
-    bad_text = np.isnan(values) & ~was_missing
-    if bad_text.any():
-        row = int(np.flatnonzero(bad_text)[0])
-        raise DataError(
-            f"the rating at row {row + 1} of {source} is not a number "
-            f"({int(bad_text.sum())} such rows)"
-        )
-    if was_missing.any():
-        row = int(np.flatnonzero(was_missing)[0]) + 1
-        raise DataError(
-            f"rating is missing (NaN) at row {row} of {source} ({int(was_missing.sum())} rows); "
-            "remove those rows or fill them"
-        )
-    infinite = ~np.isfinite(values)
-    if infinite.any():
-        row = int(np.flatnonzero(infinite)[0])
-        raise DataError(f"the rating at row {row + 1} of {source} is not finite")
-    outside = (values < low) | (values > high)
-    if outside.any():
-        row = int(np.flatnonzero(outside)[0])
-        raise DataError(
-            f"the rating at row {row + 1} of {source} is outside the declared scale "
-            f"{low:g}-{high:g} ({int(outside.sum())} such rows); fix the data or declare the scale"
-        )
-    return values
-
-
-def _timestamps(column: pd.Series, source: str) -> np.ndarray:
-    if pd.api.types.is_datetime64_any_dtype(column.dtype):
-        if column.isna().any():
-            row = int(np.flatnonzero(column.isna().to_numpy())[0]) + 1
-            raise DataError(f"timestamp is missing at row {row} of {source}")
-        stamps = pd.DatetimeIndex(column)
-        if stamps.tz is not None:
-            stamps = stamps.tz_convert("UTC").tz_localize(None)
-        return np.asarray(stamps.as_unit("s").asi8, dtype=np.int64)
-    values = pd.to_numeric(column, errors="coerce").to_numpy(np.float64)
-    bad = ~np.isfinite(values)
-    if bad.any():
-        row = int(np.flatnonzero(bad)[0])
-        raise DataError(
-            f"the timestamp at row {row + 1} of {source} is not a number of seconds since 1970"
-        )
-    return values.astype(np.int64)
-
-
-def _keep_latest(frame: pd.DataFrame) -> tuple[pd.DataFrame, int]:
-    # Stable sort by time, so on equal timestamps the later row wins; then restore file order.
-    by_time = frame.sort_values("timestamp", kind="stable")
-    keep = ~by_time.duplicated(["user", "item"], keep="last")
-    kept = np.sort(by_time.index.to_numpy()[keep.to_numpy()])
-    dropped = len(frame) - len(kept)
-    if dropped:
-        frame = frame.loc[kept]
-    return frame.reset_index(drop=True), dropped
 
 
 def _ml100k_genres(file: Path) -> tuple[str, ...]:

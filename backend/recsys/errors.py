@@ -24,3 +24,23 @@ class DownloadError(DataError):
 
 class ChecksumMismatchError(DownloadError):
     """A downloaded archive whose checksum differs from the pinned one."""
+
+
+class UnknownUserError(DataError):
+    """A user id (raw or inner) that the model was not trained on."""
+
+
+class UnknownItemError(DataError):
+    """An item id (raw or inner) that the model does not know."""
+
+
+class UnknownCategoryError(DataError):
+    """A category name that no item carries."""
+
+
+class InvalidRatingsError(DataError):
+    """Ratings that cannot be used (outside the rating scale, not finite, empty)."""
+
+
+class InvalidParameterError(DataError):
+    """A request parameter out of range (``n < 1``, a mask of the wrong length, ...)."""

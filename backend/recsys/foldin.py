@@ -23,15 +23,10 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from backend.recsys.errors import InvalidParameterError, InvalidRatingsError, UnknownUserError
+from backend.recsys.indexes import id_index
 from backend.recsys.model import FactorModel, FloatArray, IntArray
-from backend.recsys.topn import (
-    InvalidParameterError,
-    InvalidRatingsError,
-    TopN,
-    UnknownUserError,
-    id_index,
-    recommend_vector,
-)
+from backend.recsys.topn import TopN, recommend_vector
 
 __all__ = ["FoldIn", "fold_in", "recommend_folded"]
 

@@ -2,8 +2,8 @@
 
 The split is surprise's own code run on row positions instead of ratings, so fold ``f`` here
 holds exactly the rows, in exactly the order, that ``surprise.model_selection.KFold(n_splits=k,
-random_state=seed, shuffle=True)`` puts in its fold ``f``. Both validation paths therefore train
-on identical training sets.
+random_state=seed, shuffle=True)`` puts in its fold ``f``. Both cross-validation paths therefore
+train on identical training sets.
 """
 
 from __future__ import annotations
@@ -43,14 +43,14 @@ class _RowPositions:
 
 
 def surprise_kfold(k: int, seed: int) -> KFold:
-    """The surprise splitter both validation paths use."""
+    """The surprise splitter both cross-validation paths use."""
     return KFold(n_splits=k, random_state=seed, shuffle=True)
 
 
 def kfold_splits(n_ratings: int, k: int, seed: int) -> tuple[Fold, ...]:
     """The ``k`` folds of ``n_ratings`` rows that surprise's seeded, shuffled ``KFold`` makes."""
     if not isinstance(k, int) or isinstance(k, bool) or k < 2:
-        raise DataError(f"k={k!r} folds: k-fold validation needs an integer k of at least 2")
+        raise DataError(f"k={k!r} folds: k-fold cross-validation needs an integer k of at least 2")
     if k > n_ratings:
         raise DataError(f"k={k} folds but only {n_ratings} ratings; use k <= {n_ratings}")
     data: Any = _RowPositions(n_ratings)

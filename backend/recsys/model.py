@@ -12,14 +12,18 @@ training, used to mask seen items without a Python loop.
 
 from __future__ import annotations
 
+import functools
+import weakref
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -63,3 +67,25 @@ class FactorModel:
             + self.item_bias
             + self.item_factors @ self.user_factors[inner_user]
         )
+
+
+def per_model(build: Callable[[FactorModel], T]) -> Callable[[FactorModel], T]:
+    """``build`` memoised per live model.
+
+    The first call for a model builds; later calls with the same object return that result
+    (a model is frozen, so what was derived from it stays true), and the entry is dropped when
+    the model is garbage-collected, so a replaced model's indexes do not outlive it.
+    """
+    cache: dict[int, tuple[weakref.ref[FactorModel], T]] = {}
+
+    @functools.wraps(build)
+    def cached(model: FactorModel) -> T:
+        key = id(model)
+        hit = cache.get(key)
+        if hit is not None and hit[0]() is model:
+            return hit[1]
+        value = build(model)
+        cache[key] = (weakref.ref(model, lambda _r: cache.pop(key, None)), value)
+        return value
+
+    return cached

@@ -1,7 +1,7 @@
 """All-users top-N, computed in blocks and streamed to Parquet and, optionally, Redis.
 
 Each block of users costs one matrix-matrix product against all items, then a partial sort
-(:func:`backend.recsys.topn.iter_topn_blocks`). The block size comes from a memory budget in
+(:func:`backend.recsys.batch.iter_topn_blocks`). The block size comes from a memory budget in
 bytes, so memory stays bounded whatever the number of users or items, and each block is written
 out (one Parquet row group; one Redis pipeline) before the next is computed.
 
@@ -27,14 +27,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from backend.recsys.model import FactorModel
-from backend.recsys.topn import (
+from backend.recsys.batch import (
     DEFAULT_MEMORY_BUDGET,
-    InvalidParameterError,
     TopNBlock,
     block_rows,
     iter_topn_blocks,
 )
+from backend.recsys.errors import InvalidParameterError
+from backend.recsys.model import FactorModel
 
 __all__ = [
     "PARQUET_NAME",

@@ -3,7 +3,7 @@
 Each user's last ``n_test`` ratings (by timestamp; equal timestamps ordered by row position, the
 later row being the later rating) are held out; models train on the rest. Every model ranks the
 whole catalog for each evaluated user with the items the user rated in training excluded
-(``topn.recommend_many``), and the top ``k`` are scored against the held-out items rated at least
+(``batch.recommend_many``), and the top ``k`` are scored against the held-out items rated at least
 ``threshold`` (the relevant ones). Evaluated users are those with at least one relevant held-out
 item; metrics are means over them. Held-out items unknown to training still count as relevant
 (no model can recommend them, and recall should say so).
@@ -21,10 +21,10 @@ import pandas as pd
 
 from backend.recsys import metrics
 from backend.recsys.algorithms import AlgoSpec, fit
+from backend.recsys.batch import recommend_many
 from backend.recsys.datasets import Ratings, fingerprint
 from backend.recsys.errors import DataError
 from backend.recsys.model import FactorModel
-from backend.recsys.topn import recommend_many
 
 Progress = Callable[[float, str], None]
 DEFAULT_SPECS: tuple[AlgoSpec, ...] = (

@@ -14,15 +14,10 @@ from dataclasses import dataclass
 from itertools import combinations
 from typing import Literal
 
+from backend.recsys.errors import InvalidParameterError, UnknownUserError
+from backend.recsys.indexes import id_index
 from backend.recsys.model import FactorModel
-from backend.recsys.topn import (
-    InvalidParameterError,
-    TopN,
-    UnknownUserError,
-    id_index,
-    popular,
-    recommend,
-)
+from backend.recsys.topn import TopN, popular, recommend
 
 __all__ = ["PairOverlap", "ScenarioComparison", "ScenarioList", "compare_scenarios", "overlap"]
 

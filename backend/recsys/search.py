@@ -1,8 +1,8 @@
 """Hyperparameter search by k-fold cross-validated RMSE: grid and seeded random search.
 
-Every trial is a full ``validate.cross_validate`` on the same seeded folds, so trials differ only
+Every trial is a full ``crossval.cross_validate`` on the same seeded folds, so trials differ only
 by their parameters. The best trial is the one with the lowest mean RMSE (the earliest on a tie).
-All trial specifications are validated before the first one runs, so a typo fails at once.
+All trial specifications are checked before the first one runs, so a typo fails at once.
 """
 
 from __future__ import annotations

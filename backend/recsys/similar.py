@@ -8,19 +8,14 @@ defined as 0 (never NaN). Lists exclude the item itself and follow the package's
 
 from __future__ import annotations
 
-import weakref
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
-from backend.recsys.model import FactorModel, FloatArray
-from backend.recsys.topn import (
-    InvalidParameterError,
-    TopN,
-    UnknownItemError,
-    rank_scores,
-)
+from backend.recsys.errors import InvalidParameterError, UnknownItemError
+from backend.recsys.model import FactorModel, FloatArray, per_model
+from backend.recsys.selection import TopN, rank_scores
 
 __all__ = ["SimilarityIndex", "similar_items", "similarity_index"]
 
@@ -52,18 +47,10 @@ class SimilarityIndex:
         return result
 
 
-_CACHE: dict[int, tuple[weakref.ref[FactorModel], SimilarityIndex]] = {}
-
-
+@per_model
 def similarity_index(model: FactorModel) -> SimilarityIndex:
     """The :class:`SimilarityIndex` of ``model``, built once and cached while the model lives."""
-    key = id(model)
-    hit = _CACHE.get(key)
-    if hit is not None and hit[0]() is model:
-        return hit[1]
-    index = SimilarityIndex.from_model(model)
-    _CACHE[key] = (weakref.ref(model, lambda _r: _CACHE.pop(key, None)), index)
-    return index
+    return SimilarityIndex.from_model(model)
 
 
 def similar_items(

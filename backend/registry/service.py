@@ -1,11 +1,12 @@
-"""Model registry rules: which version serves, and the promotion gate."""
+"""Model registry rules: registering a version, which version serves, and the promotion gate."""
 
 from __future__ import annotations
 
 import logging
 import re
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy.orm import Session
 
@@ -14,8 +15,12 @@ from backend.errors import ConflictError, NotFoundError
 from backend.recsys.artifacts import load_artifact
 from backend.recsys.errors import DataError
 from backend.registry import repository as repo
+from backend.registry.schemas import MetricPage, MetricRecordOut, ModelOut, ModelPage, artifact_name
 
 log = logging.getLogger(__name__)
+
+#: When a newly registered version starts serving: never, always, or when the gate allows it.
+Activation = Literal["never", "always", "if_better"]
 
 
 def gate_allows(candidate: dict[str, Any], current: dict[str, Any] | None) -> tuple[bool, str]:
@@ -35,23 +40,133 @@ def gate_allows(candidate: dict[str, Any], current: dict[str, Any] | None) -> tu
 
 
 def activate(session: Session, model_id: int) -> ModelVersion:
+    """Make ``model_id`` the only active version, once its artifact checks against its manifest.
+
+    Raises ``NotFoundError`` for an unknown id and ``ConflictError`` when the artifact cannot be
+    loaded (the message names no server path).
+    """
     model = repo.get(session, model_id)
     if model is None:
         raise NotFoundError(f"model {model_id} not found; GET /api/v1/models lists the versions")
-    if model.active:
-        return model
-    try:
-        load_artifact(Path(model.path))  # verifies every file against the manifest
-    except Exception as exc:  # whatever reading the files raises, the artifact is unusable
-        log.warning("model %s (%s) cannot be activated: %r", model_id, model.version, exc)
-        raise ConflictError(
-            f"model {model_id} ({model.version}) cannot serve traffic: "
-            f"{load_failure(model.version, model.path, exc)}; activate another version or "
-            "retrain it",
-            detail={"model_id": model_id, "version": model.version},
-        ) from None
-    repo.set_active(session, model)
+    _activate(session, model)
     return model
+
+
+def verify_artifact(version: str, path: str, model_id: int | None = None) -> None:
+    """Check that the artifact at ``path`` loads and matches its manifest.
+
+    Raises ``ConflictError`` naming the version (and the model id when there is one), never the
+    server path. Reading and hashing every file takes a while for a large model, so a caller
+    that holds a transaction calls this before opening it.
+    """
+    try:
+        load_artifact(Path(path))  # verifies every file against the manifest
+    except Exception as exc:  # whatever reading the files raises, the artifact is unusable
+        log.warning("model %s (%s) cannot be activated: %r", model_id, version, exc)
+        name = version if model_id is None else f"model {model_id} ({version})"
+        raise ConflictError(
+            f"{name} cannot serve traffic: {load_failure(version, path, exc)}; activate "
+            "another version or retrain it",
+            detail={"model_id": model_id, "version": version},
+        ) from None
+
+
+def _activate(session: Session, model: ModelVersion, *, verified: bool = False) -> None:
+    if model.active:
+        return
+    if not verified:
+        verify_artifact(model.version, model.path, model.id)
+    repo.set_active(session, model)
+
+
+@dataclass(frozen=True)
+class Registered:
+    """A newly registered version, and whether (and why) it now serves."""
+
+    model_id: int
+    activated: bool
+    reason: str
+
+
+def register(
+    session: Session,
+    *,
+    version: str,
+    algorithm: str,
+    params: dict[str, Any],
+    path: str,
+    fingerprint: str,
+    metrics: dict[str, Any],
+    n_users: int,
+    n_items: int,
+    n_ratings: int,
+    job_id: int,
+    metric_rows: list[tuple[str, int | None, str, float | None]],
+    activation: Activation,
+    verified: bool = False,
+) -> Registered:
+    """Add a version trained by ``job_id`` with its metric rows, then activate it as
+    ``activation`` says (``if_better``: the promotion gate against the active version).
+
+    Activation goes through ``activate``'s artifact check, so a version whose files do not match
+    their manifest never serves (``ConflictError``); ``verified=True`` says the caller ran
+    ``verify_artifact`` on ``path`` already (before its transaction, so that the check does not
+    hold the database's write lock). The caller owns the transaction.
+    """
+    row = repo.add(
+        session,
+        version=version,
+        algorithm=algorithm,
+        params=params,
+        path=path,
+        fingerprint=fingerprint,
+        metrics=metrics,
+        n_users=n_users,
+        n_items=n_items,
+        n_ratings=n_ratings,
+        job_id=job_id,
+    )
+    repo.add_metrics(session, job_id, row.id, metric_rows)
+    if activation == "always":
+        allowed, reason = True, "activate=always"
+    elif activation == "never":
+        allowed, reason = False, "activate=never"
+    else:
+        current = repo.active(session)
+        allowed, reason = gate_allows(metrics, None if current is None else current.metrics)
+    if allowed:
+        _activate(session, row, verified=verified)
+    return Registered(model_id=row.id, activated=allowed, reason=reason)
+
+
+def list_models(session: Session, limit: int) -> ModelPage:
+    """The newest ``limit`` versions, newest first."""
+    return ModelPage(items=[model_out(m) for m in repo.page(session, limit)])
+
+
+def get_model(session: Session, model_id: int) -> ModelOut:
+    model = repo.get(session, model_id)
+    if model is None:
+        raise NotFoundError(f"model {model_id} not found")
+    return model_out(model)
+
+
+def model_out(model: ModelVersion) -> ModelOut:
+    """What a response shows of a version: its row, with the artifact named relative to the
+    models dir."""
+    return ModelOut.model_validate(model, from_attributes=True)
+
+
+def metric_records(
+    session: Session,
+    *,
+    job_id: int | None,
+    model_id: int | None,
+    name: str | None,
+    limit: int,
+) -> MetricPage:
+    rows = repo.metrics(session, job_id=job_id, model_id=model_id, name=name, limit=limit)
+    return MetricPage(items=[MetricRecordOut.model_validate(r, from_attributes=True) for r in rows])
 
 
 # An absolute POSIX path inside a message (not the tail of a URL or of a relative path).
@@ -78,28 +193,3 @@ def load_failure(version: str, path: str, exc: BaseException) -> str:
     return (
         f"model version {version} cannot be loaded: its artifact is missing or corrupt ({reason})"
     )
-
-
-def artifact_name(path: str) -> str:
-    """The artifact's directory relative to the models dir (``save_artifact`` writes it as
-    ``models_dir/version``): what a response may show instead of the server's absolute path."""
-    return Path(path).name
-
-
-def to_dict(m: ModelVersion) -> dict[str, Any]:
-    return {
-        "id": m.id,
-        "version": m.version,
-        "algorithm": m.algorithm,
-        "params": m.params,
-        "metrics": m.metrics,
-        "fingerprint": m.fingerprint,
-        "n_users": m.n_users,
-        "n_items": m.n_items,
-        "n_ratings": m.n_ratings,
-        "job_id": m.job_id,
-        "active": m.active,
-        "created_at": m.created_at,
-        "activated_at": m.activated_at,
-        "path": artifact_name(m.path),  # relative to the models dir
-    }

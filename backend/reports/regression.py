@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 from backend.reports.stats import median
 
@@ -13,7 +13,7 @@ RegressionStatus = Literal["ok", "regressed", "not_enough_data"]
 
 @dataclass(frozen=True)
 class RegressionCheck:
-    """The outcome of :func:`check_regression` for one stage."""
+    """The outcome of :func:`check_regression` for one stage; its fields are its JSON form."""
 
     status: RegressionStatus
     flagged: bool
@@ -24,19 +24,6 @@ class RegressionCheck:
     ratio: float | None
     factor: float
     reason: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "status": self.status,
-            "flagged": self.flagged,
-            "recent_runs": self.recent_runs,
-            "trailing_runs": self.trailing_runs,
-            "recent_median_s": self.recent_median_s,
-            "trailing_median_s": self.trailing_median_s,
-            "ratio": self.ratio,
-            "factor": self.factor,
-            "reason": self.reason,
-        }
 
 
 def check_regression(

@@ -7,6 +7,23 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from backend.reports.params import ReportState
+
+
+class ReportRequest(BaseModel):
+    """The body of POST /reports/pipeline: the same filters as the GET query."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    kind: str | None = None
+    since: str | None = None
+    until: str | None = None
+    last: int | None = None
+    state: ReportState | None = None
+    recent: int | None = None
+    factor: float | None = None
+    slowest: int | None = None
+
 
 class PipelineReportOut(BaseModel):
     """Per kind and stage timings over the selected runs (``backend.reports.service``).

@@ -11,14 +11,21 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
+from celery import Celery
 from sqlalchemy.orm import Session
 
+from backend.db.types import DB_INT_MAX, in_db_range
+from backend.errors import InvalidInputError, NotFoundError
+from backend.jobs import service as jobs
+from backend.jobs.schemas import JobOut
+from backend.jsonable import to_jsonable
 from backend.reports import repository
-from backend.reports.params import PipelineReportParams
+from backend.reports.params import PipelineReportParams, parse_params
 from backend.reports.regression import check_regression
 from backend.reports.repository import RunRow, StageAggregate, StageRow
+from backend.reports.schemas import ReportListOut, StoredReportOut
 from backend.reports.stats import (
     PERCENTILE_METHOD,
     box,
@@ -238,7 +245,6 @@ def _stage_section(
         q1, med, q3, p95 = (a.quantiles[q] for q in repository.QUANTILES)
     else:
         q1, med, q3, p95 = (percentile(ordered, q) for q in repository.QUANTILES)
-    fig = box(ordered, q1, med, q3)
     low, high = tukey_fences(q1, q3)
     outliers = sorted(
         ((job_id, d) for job_id, d in series if d < low or d > high),
@@ -277,9 +283,9 @@ def _stage_section(
         "rows_out": a.rows_out,
         "rows_in_per_s": _ratio(a.rows_in, a.rows_in_duration_s),
         "rows_out_per_s": _ratio(a.rows_out, a.rows_out_duration_s),
-        "box": fig.to_dict(),
+        "box": to_jsonable(box(ordered, q1, med, q3)),
         "outliers": {
-            "count": len(fig.outliers),
+            "count": len(outliers),
             "runs": [{"job_id": j, "duration_s": d} for j, d in outliers[:MAX_OUTLIERS]],
         },
         "trend": {
@@ -289,7 +295,7 @@ def _stage_section(
             "change": change,
             "buckets": buckets,
         },
-        "regression": regression.to_dict(),
+        "regression": to_jsonable(regression),
     }
 
 
@@ -305,3 +311,71 @@ def summary(report: dict[str, Any], report_id: int | None) -> dict[str, Any]:
             for r in report["regressions"]
         ],
     }
+
+
+class Found(NamedTuple):
+    """A report and the id it is stored under (None: computed for this request)."""
+
+    report: dict[str, Any]
+    report_id: int | None
+
+
+def find(session: Session, filters: dict[str, Any], report_id: str | None) -> Found:
+    """The stored report named by ``report_id`` ("latest" or an id), or one computed now.
+
+    ``filters`` are the report params as a request gave them (None: not given); they and
+    ``report_id`` exclude each other.
+    """
+    given = {k: v for k, v in filters.items() if v is not None}
+    if report_id is None:
+        return Found(build_report(session, parse_params(given)), None)
+    if given:
+        raise InvalidInputError(
+            f"give report_id or filters, not both (got report_id and {', '.join(sorted(given))})"
+        )
+    if report_id == "latest":
+        row = repository.latest(session)
+        if row is None:
+            raise NotFoundError(
+                "no stored report yet; POST /api/v1/reports/pipeline (or submit a 'report' job)"
+            )
+        return Found(row.result, row.id)
+    if not (report_id.isascii() and report_id.isdigit() and in_db_range(int(report_id))):
+        raise InvalidInputError(
+            f"report_id must be a number or 'latest' (ids run 1-{DB_INT_MAX}); "
+            f"got {report_id[:40]!r}"
+        )
+    row = repository.get(session, int(report_id))
+    if row is None:
+        raise NotFoundError(f"report {report_id} not found; GET /api/v1/reports lists them")
+    return Found(row.result, row.id)
+
+
+def stored(session: Session, limit: int) -> ReportListOut:
+    """Stored reports, newest first, with their filters, headline figures and links."""
+    return ReportListOut(
+        items=[
+            StoredReportOut(
+                id=r.id,
+                job_id=r.job_id,
+                created_at=r.created_at,
+                params=r.params,
+                runs=r.result.get("runs"),
+                regressions=len(r.result.get("regressions", [])),
+                json_url=f"/api/v1/reports/pipeline?report_id={r.id}",
+                html=f"/api/v1/reports/pipeline.html?report_id={r.id}",
+            )
+            for r in repository.recent(session, limit)
+        ]
+    )
+
+
+def submit(session: Session, celery: Celery, filters: dict[str, Any]) -> JobOut:
+    """Submit a 'report' job that computes and stores a report; commits (``jobs.submit``).
+
+    The filters are checked first, so bad input is refused before a job row exists.
+    """
+    params = {k: v for k, v in filters.items() if v is not None}
+    parse_params(params)
+    job, _ = jobs.submit(session, celery, "report", params, None)
+    return jobs.to_out(job)

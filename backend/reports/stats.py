@@ -53,23 +53,14 @@ def sample_std(values: Sequence[float]) -> float | None:
 
 @dataclass(frozen=True)
 class Box:
-    """Tukey box-plot figures: quartiles, whiskers at the most extreme data within 1.5 IQR."""
+    """Tukey box-plot figures in seconds: quartiles, whiskers at the most extreme data within
+    1.5 IQR. Its fields are its JSON form in a report (the outliers are listed beside it)."""
 
-    q1: float
-    median: float
-    q3: float
-    whisker_low: float
-    whisker_high: float
-    outliers: tuple[float, ...]
-
-    def to_dict(self) -> dict[str, float]:
-        return {
-            "q1_s": self.q1,
-            "median_s": self.median,
-            "q3_s": self.q3,
-            "whisker_low_s": self.whisker_low,
-            "whisker_high_s": self.whisker_high,
-        }
+    q1_s: float
+    median_s: float
+    q3_s: float
+    whisker_low_s: float
+    whisker_high_s: float
 
 
 def tukey_fences(q1: float, q3: float) -> tuple[float, float]:
@@ -82,16 +73,15 @@ def box(ordered: Sequence[float], q1: float, med: float, q3: float) -> Box:
     """Box-plot figures of ascending durations, given their quartiles.
 
     Whiskers end at the smallest and largest values inside Tukey's fences; values outside them
-    are the outliers. The quartiles are passed in so that they are the database's own figures
-    where the database computed them.
+    are outliers. The quartiles are passed in so that they are the database's own
+    figures where the database computed them.
     """
     low, high = tukey_fences(q1, q3)
     inside = [x for x in ordered if low <= x <= high]
-    outliers = tuple(x for x in ordered if x < low or x > high)
     # Quartiles from a database may differ from the data in the last bit; keep the box closed.
     w_low = min(inside[0], q1) if inside else q1
     w_high = max(inside[-1], q3) if inside else q3
-    return Box(q1, med, q3, w_low, w_high, outliers)
+    return Box(q1, med, q3, w_low, w_high)
 
 
 def ols_slope(values: Sequence[float]) -> float | None:

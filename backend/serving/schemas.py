@@ -1,9 +1,10 @@
 """Serving answers at the API boundary.
 
-The serving routes render their answers with orjson straight from dicts (``FastJSON``): a
-pydantic pass would cost more than the scoring. These models document those answers in the
-OpenAPI document (``responses={200: {"model": ...}}``), and the schemathesis suite checks every
-answer against them.
+The serving routes render their answers with orjson straight from the service's dicts
+(``FastJSON``): a pydantic pass would cost more than the scoring. These models are the routes'
+``response_model``: FastAPI passes a returned ``Response`` through unvalidated, so they document
+the answers in the OpenAPI document at no cost per request, and the schemathesis suite checks
+every answer against them.
 """
 
 from __future__ import annotations

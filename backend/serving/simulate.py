@@ -20,20 +20,20 @@ from backend.jobs.params import JobParams, context_settings, custom_error
 from backend.paths import shown
 from backend.recsys.artifacts import load_artifact
 from backend.recsys.foldin import fold_in, recommend_folded
+from backend.recsys.indexes import id_index
 from backend.recsys.model import FactorModel
 from backend.recsys.precompute import precompute_topn
 from backend.recsys.scenarios import compare_scenarios
-from backend.recsys.topn import id_index
 from backend.registry import repository as repo
-from backend.training.train import ModelVersion
+from backend.registry.schemas import VersionLabel
 
 
 class SimulateParams(JobParams):
     mode: Literal["precompute", "compare", "what_if"] = "precompute"
-    version: ModelVersion | None = Field(
+    version: VersionLabel | None = Field(
         default=None, description="model version (default: the active)"
     )
-    versions: list[ModelVersion] = Field(
+    versions: list[VersionLabel] = Field(
         default_factory=list, max_length=8, description="for compare"
     )
     user: str | None = Field(default=None, description="for compare and what_if")

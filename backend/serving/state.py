@@ -8,30 +8,26 @@ see a half-loaded model: reloads have no downtime, and every process notices the
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from backend.db.session import session_scope
 from backend.errors import ConflictError, NotFoundError
-from backend.recsys.artifacts import load_artifact
+from backend.recsys.artifacts import ITEMS_FILE, load_artifact
+from backend.recsys.indexes import CategoryIndex, IdIndex
 from backend.recsys.model import FactorModel
 from backend.recsys.similar import SimilarityIndex, similarity_index
-from backend.recsys.topn import CategoryIndex, IdIndex
 from backend.registry import repository as repo
 from backend.registry.service import load_failure
 
 log = logging.getLogger(__name__)
-
-ITEMS_FILE = "items.json"
 
 
 @dataclass(frozen=True, eq=False)
@@ -51,22 +47,23 @@ class ServingModel:
         return self._similar[0]
 
 
-def write_items(artifact_dir: Path, items: list[dict[str, Any]]) -> None:
-    """Store item metadata (item, title, genres) next to an artifact, for titles and filters."""
-    tmp = artifact_dir / (ITEMS_FILE + ".tmp")
-    tmp.write_text(json.dumps(items, ensure_ascii=False))
-    tmp.replace(artifact_dir / ITEMS_FILE)
-
-
 def load_serving_model(model_id: int, version: str, path: Path) -> ServingModel:
+    """The artifact at ``path``, verified, with its id index, titles and category index."""
     loaded = load_artifact(path)
     model = loaded.model
     ids = IdIndex.from_model(model)
     titles = None
     categories = None
-    items_file = path / ITEMS_FILE
-    if items_file.is_file():
-        items = json.loads(items_file.read_text())
+    items = loaded.items
+    if items is None and (path / ITEMS_FILE).is_file():
+        # Item metadata the manifest does not list is not served: nothing vouches for it.
+        log.warning(
+            "model %s: %s is not listed in its manifest and is ignored; retrain with items to "
+            "serve titles and categories",
+            version,
+            ITEMS_FILE,
+        )
+    if items is not None:
         title_of = {str(r["item"]): r.get("title") for r in items}
         titles = np.array([title_of.get(i) for i in model.item_ids.tolist()], dtype=object)
         categories = CategoryIndex.from_metadata(

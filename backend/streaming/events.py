@@ -8,11 +8,16 @@ An event is one JSON object (UTF-8, one per Kafka record or one per line of a JS
 ``FIELDS`` below is the single source of truth. From it are derived:
 
 * ``json_schema()``: a JSON Schema (draft 2020-12) for the README and ``GET /api/v1/events/schema``;
-* ``validate_event()``: the Python validator, returning an ``Event`` or a ``Rejected`` with one
-  reason code from the closed set ``REASONS``;
-* ``spark_schema()``: the Spark ``StructType`` of a valid event as it is stored in the lake;
+* ``encode_event()``: the wire form (compact JSON, fields in contract order);
+* ``backend.streaming.validation.validate_event()``: the Python validator, returning an ``Event``
+  or a ``Rejected`` with one reason code from the closed set ``REASONS``;
+* ``backend.pipeline.schema.spark_schema()``: the Spark ``StructType`` of a valid event as it is
+  stored in the lake;
 * ``backend.pipeline.validation``: the same rules as Spark SQL expressions (same reason codes, same
-  order of checks), so an event rejected here is quarantined by the ingestion job, and vice versa.
+  order of checks), so an event rejected by the Python validator is quarantined by the ingestion
+  job, and vice versa.
+
+This module is pure: no web, database, queue or Spark code (a lint contract holds it).
 
 Canonical time form: ``ts`` is the event time as an integer number of **milliseconds since the
 Unix epoch (UTC)**. ISO-8601 strings are not accepted: one form means no time-zone ambiguity and an
@@ -47,24 +52,21 @@ them within its dedupe watermark and counts them.
 
 from __future__ import annotations
 
-import json
 import math
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import Any, Final, Literal, get_args
 
 import orjson
-
-if TYPE_CHECKING:
-    from pyspark.sql.types import StructType
 
 SCHEMA_VERSION: Final = 1
 
 EventType = Literal["impression", "click", "view", "rating", "purchase"]
-EVENT_TYPES: Final[tuple[str, ...]] = ("impression", "click", "view", "rating", "purchase")
+EVENT_TYPES: Final[tuple[EventType, ...]] = get_args(EventType)
 
+#: A rejection reason; the checks run in this order (module docstring).
 Reason = Literal[
     "oversized",
     "not_json",
@@ -79,19 +81,7 @@ Reason = Literal[
     "ts_too_far_past",
 ]
 #: The closed set of rejection reasons, in the order the checks run.
-REASONS: Final[tuple[str, ...]] = (
-    "oversized",
-    "not_json",
-    "missing_field",
-    "wrong_type",
-    "unsupported_version",
-    "unknown_type",
-    "bad_id",
-    "rating_not_allowed",
-    "rating_out_of_scale",
-    "ts_too_far_future",
-    "ts_too_far_past",
-)
+REASONS: Final[tuple[Reason, ...]] = get_args(Reason)
 
 ID_PATTERN: Final = "[A-Za-z0-9_-]"
 ID_MAX_LENGTH: Final = 64
@@ -238,15 +228,6 @@ class Event:
         """The event time as an aware UTC datetime."""
         return datetime.fromtimestamp(self.ts / 1000, tz=UTC)
 
-    def to_dict(self) -> dict[str, Any]:
-        """The event as a JSON-ready dict in field order; absent optional fields are left out."""
-        out: dict[str, Any] = {}
-        for name in FIELD_NAMES:
-            value = getattr(self, name)
-            if value is not None:
-                out[name] = value
-        return out
-
 
 #: What the Python validator returns for a valid event.
 ValidEvent = Event
@@ -275,10 +256,14 @@ def now_ms() -> int:
 def encode_event(event: Event | Mapping[str, Any]) -> bytes:
     """Serialize an event to compact UTF-8 JSON (the wire form of Kafka values and JSON lines).
 
-    A mapping is written as given, which lets tests and the simulator produce malformed events.
+    An ``Event`` is written with its fields in contract order (``FIELD_NAMES``) and its absent
+    optional fields left out: the canonical shape the ingestion's fast path recognises. A mapping
+    is written as given, which lets tests and the simulator produce malformed events.
     """
-    payload = event.to_dict() if isinstance(event, Event) else dict(event)
-    return orjson.dumps(payload)
+    if isinstance(event, Event):
+        payload = {n: v for n in FIELD_NAMES if (v := getattr(event, n)) is not None}
+        return orjson.dumps(payload)
+    return orjson.dumps(dict(event))
 
 
 def json_schema(rules: ValidationRules = DEFAULT_RULES) -> dict[str, Any]:
@@ -337,229 +322,6 @@ def json_schema(rules: ValidationRules = DEFAULT_RULES) -> dict[str, Any]:
         "else": {"properties": {"rating": {"type": "null"}}},
         "additionalProperties": True,
     }
-
-
-def spark_schema() -> StructType:
-    """The Spark ``StructType`` of a valid event as stored in the lake.
-
-    ``ts`` becomes a UTC ``timestamp``; the lake adds ``ingested_at`` (timestamp) and
-    ``source_ref`` (Kafka ``topic/partition/offset`` or the landing file), and is partitioned by
-    ``dt`` (the event date, ``YYYY-MM-DD``, UTC), which lives in the directory names only.
-    """
-    from pyspark.sql.types import (
-        DoubleType,
-        IntegerType,
-        LongType,
-        StringType,
-        StructField,
-        StructType,
-        TimestampType,
-    )
-
-    kinds = {"string": StringType(), "integer": LongType(), "number": DoubleType()}
-    fields = []
-    for spec in FIELDS:
-        if spec.name == "ts":
-            fields.append(StructField("ts", TimestampType(), False))
-        elif spec.name == "sent_at":
-            fields.append(StructField("sent_at", TimestampType(), True))
-        elif spec.name == "schema_version":
-            fields.append(StructField("schema_version", IntegerType(), False))
-        else:
-            fields.append(StructField(spec.name, kinds[spec.kind], not spec.required))
-    fields.append(StructField("ingested_at", TimestampType(), False))
-    fields.append(StructField("source_ref", StringType(), True))
-    return StructType(fields)
-
-
-class _NotJson(ValueError):
-    pass
-
-
-def _nested_deeper_than(data: bytes, limit: int) -> bool:
-    """Whether ``[``/``{`` outside strings nest more than ``limit`` deep (counted only when the
-    record has that many brackets at all, which events never do)."""
-    if data.count(b"[") + data.count(b"{") <= limit:
-        return False
-    depth = 0
-    in_string = escaped = False
-    for byte in data:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif byte == 0x5C:  # backslash
-                escaped = True
-            elif byte == 0x22:  # quote
-                in_string = False
-        elif byte == 0x22:
-            in_string = True
-        elif byte in (0x5B, 0x7B):
-            depth += 1
-            if depth > limit:
-                return True
-        elif byte in (0x5D, 0x7D):
-            depth -= 1
-    return False
-
-
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise _NotJson(f"duplicate key {key!r}")
-        out[key] = value
-    return out
-
-
-def _no_constants(name: str) -> Any:
-    raise _NotJson(f"{name} is not valid JSON")
-
-
-def _kind_matches(kind: FieldKind, value: Any) -> bool:
-    if kind == "string":
-        return isinstance(value, str)
-    if isinstance(value, bool):
-        return False
-    if kind == "integer":
-        return isinstance(value, int) and INT64_MIN <= value <= INT64_MAX
-    return isinstance(value, int | float)
-
-
-def _id_ok(value: str, max_length: int) -> bool:
-    return 1 <= len(value) <= max_length and all(
-        c.isascii() and (c.isalnum() or c in "_-") for c in value
-    )
-
-
-def validate_event(
-    raw: bytes | str,
-    *,
-    now: datetime | int | None = None,
-    rules: ValidationRules = DEFAULT_RULES,
-) -> Event | Rejected:
-    """Check one raw record against contract v1 and return the ``Event`` or why it is rejected.
-
-    ``now`` is the validator's clock (an aware datetime, or epoch milliseconds; default: the
-    current time); the time-window checks compare ``ts`` with it. The checks and their order are
-    listed in the module docstring; the first failing check gives the reason.
-    """
-    data = raw.encode("utf-8") if isinstance(raw, str) else bytes(raw)
-    if len(data) > rules.max_bytes:
-        return Rejected("oversized", None, f"record is {len(data)} bytes > {rules.max_bytes}", data)
-    if _nested_deeper_than(data, MAX_DEPTH):
-        return Rejected("not_json", None, f"JSON nested deeper than {MAX_DEPTH} levels", data)
-    try:
-        obj = json.loads(
-            data.decode("utf-8"),
-            object_pairs_hook=_no_duplicates,
-            parse_constant=_no_constants,
-        )
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        return Rejected("not_json", None, f"not valid JSON: {exc}", data)
-    if not isinstance(obj, dict):
-        return Rejected("not_json", None, "an event must be a JSON object", data)
-
-    def present(name: str) -> bool:
-        return obj.get(name) is not None
-
-    for spec in FIELDS:
-        if spec.required and not present(spec.name):
-            return Rejected("missing_field", spec.name, f"{spec.name} is required", data)
-    for spec in FIELDS:
-        if present(spec.name) and not _kind_matches(spec.kind, obj[spec.name]):
-            want = {"string": "a string", "integer": "a 64-bit integer", "number": "a number"}
-            return Rejected("wrong_type", spec.name, f"{spec.name} must be {want[spec.kind]}", data)
-    if obj["schema_version"] != SCHEMA_VERSION:
-        return Rejected(
-            "unsupported_version",
-            "schema_version",
-            f"schema_version {obj['schema_version']} is not supported (expected {SCHEMA_VERSION})",
-            data,
-        )
-    if obj["type"] not in EVENT_TYPES:
-        return Rejected(
-            "unknown_type", "type", f"type must be one of {', '.join(EVENT_TYPES)}", data
-        )
-    if obj["type"] == "rating" and not present("rating"):
-        return Rejected("missing_field", "rating", "rating is required on rating events", data)
-    if present("experiment") != present("variant"):
-        missing = "variant" if present("experiment") else "experiment"
-        return Rejected(
-            "missing_field", missing, "experiment and variant must be given together", data
-        )
-    for spec in FIELDS:
-        if spec.kind != "string" or spec.max_length is None or not present(spec.name):
-            continue
-        value: str = obj[spec.name]
-        if spec.id_like and not _id_ok(value, spec.max_length):
-            return Rejected(
-                "bad_id",
-                spec.name,
-                f"{spec.name} must be 1-{spec.max_length} characters of {ID_PATTERN}",
-                data,
-            )
-        if not spec.id_like and not 1 <= len(value) <= spec.max_length:
-            return Rejected(
-                "bad_id", spec.name, f"{spec.name} must be 1-{spec.max_length} characters", data
-            )
-    rating = obj.get("rating")
-    if rating is not None and obj["type"] != "rating":
-        return Rejected(
-            "rating_not_allowed", "rating", f"a {obj['type']} event must not carry a rating", data
-        )
-    low, high = rules.scale
-    if rating is not None and not low <= rating <= high:
-        return Rejected(
-            "rating_out_of_scale", "rating", f"rating {rating} is outside [{low}, {high}]", data
-        )
-    clock = _clock_ms(now)
-    ts: int = obj["ts"]
-    if ts > clock + rules.max_future_skew_ms:
-        return Rejected(
-            "ts_too_far_future",
-            "ts",
-            f"ts is {ts - clock} ms ahead of now (at most {rules.max_future_skew_ms} ms allowed)",
-            data,
-        )
-    max_age = rules.max_age_ms
-    if ts < 0 or (max_age is not None and ts < clock - max_age):
-        return Rejected(
-            "ts_too_far_past",
-            "ts",
-            "ts must be epoch milliseconds >= 0"
-            + ("" if max_age is None else f" and at most {max_age} ms before now"),
-            data,
-        )
-    sent_at = obj.get("sent_at")
-    if sent_at is not None and not -EPOCH_MS_LIMIT <= sent_at <= EPOCH_MS_LIMIT:
-        return Rejected(
-            "ts_too_far_future" if sent_at > 0 else "ts_too_far_past",
-            "sent_at",
-            f"sent_at must be epoch milliseconds within +-{EPOCH_MS_LIMIT}",
-            data,
-        )
-    return Event(
-        event_id=obj["event_id"],
-        user=obj["user"],
-        item=obj["item"],
-        type=obj["type"],
-        ts=ts,
-        rating=None if rating is None else float(rating),
-        experiment=obj.get("experiment"),
-        variant=obj.get("variant"),
-        source=obj.get("source"),
-        sent_at=obj.get("sent_at"),
-    )
-
-
-def _clock_ms(now: datetime | int | None) -> int:
-    if now is None:
-        return now_ms()
-    if isinstance(now, datetime):
-        if now.tzinfo is None:
-            raise ValueError("now must be an aware datetime (e.g. datetime.now(tz=UTC))")
-        return int(now.timestamp() * 1000)
-    return int(now)
 
 
 def field_spec(name: str) -> FieldSpec:

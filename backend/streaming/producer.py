@@ -31,14 +31,19 @@ class ProducerError(RuntimeError):
 
 @dataclass(frozen=True)
 class OutgoingEvent:
-    """One record to send: the partition key (the user), the serialized value, and for
-    generated test traffic the reason a validator will give (``None``: valid) and whether it
-    repeats an earlier event."""
+    """One record to send: the partition key (the user) and the serialized value.
+
+    Generated traffic also says what the record is, so that what was sent can be counted: the
+    reason a validator will give (``None``: valid), whether it repeats an earlier event, and the
+    experiment variant and type of a valid event.
+    """
 
     key: str | None
     value: bytes
     expected_reason: str | None = None
     duplicate: bool = False
+    variant: str | None = None
+    event_type: str | None = None
 
 
 class EventSink(Protocol):
@@ -218,13 +223,15 @@ ProgressCallback = Callable[[int, int | None], None]
 
 @dataclass(frozen=True)
 class ProduceResult:
-    """What was sent: counts in total, by expected reason (``"valid"`` for valid events), and
-    of deliberate duplicates, with the wall time."""
+    """What was sent: counts in total, by expected reason (``"valid"`` for valid events), of
+    deliberate duplicates, and of valid events per variant and type (duplicates left out:
+    ``{"A": {"impression": 950, "click": 48}}``), with the wall time."""
 
     sent: int
     duration_s: float
     expected: dict[str, int] = field(default_factory=dict)
     duplicates: int = 0
+    variants: dict[str, dict[str, int]] = field(default_factory=dict)
 
     @property
     def events_per_s(self) -> float:
@@ -240,12 +247,15 @@ async def produce(
     duration_s: float | None = None,
     progress: ProgressCallback | None = None,
     chunk: int = 2000,
+    stop: asyncio.Event | None = None,
 ) -> ProduceResult:
-    """Send ``events`` to ``sink`` until the iterable ends, ``count`` are sent or ``duration_s``
-    has passed, at no more than ``rate`` events per second (None: as fast as possible).
+    """Send ``events`` to ``sink`` until the iterable ends, ``count`` are sent, ``duration_s``
+    has passed or ``stop`` is set, at no more than ``rate`` events per second (None: as fast as
+    possible).
 
     Events are sent in chunks of at most ``chunk`` (smaller under a rate limit, so pacing stays
-    smooth); ``progress`` is called after each chunk.
+    smooth); ``progress`` is called after each chunk. Returns once the sink has taken every event
+    (Kafka: acknowledged by the broker).
     """
     if rate is not None and rate <= 0:
         raise ValueError(f"rate must be positive events/s, got {rate}")
@@ -254,11 +264,12 @@ async def produce(
     step = chunk if rate is None else max(1, min(chunk, int(rate / 20)))
     source = iter(events) if count is None else itertools.islice(events, count)
     expected: dict[str, int] = {}
+    variants: dict[str, dict[str, int]] = {}
     duplicates = sent = 0
     await sink.start()
     started = time.monotonic()
     try:
-        while True:
+        while stop is None or not stop.is_set():
             if duration_s is not None and time.monotonic() - started >= duration_s:
                 break
             batch = list(itertools.islice(source, step))
@@ -270,6 +281,9 @@ async def produce(
                 key = event.expected_reason or "valid"
                 expected[key] = expected.get(key, 0) + 1
                 duplicates += event.duplicate
+                if event.variant is not None and event.event_type and not event.duplicate:
+                    per = variants.setdefault(event.variant, {})
+                    per[event.event_type] = per.get(event.event_type, 0) + 1
             if progress is not None:
                 progress(sent, count)
             if rate is not None:
@@ -279,7 +293,11 @@ async def produce(
     finally:
         await sink.stop()
     return ProduceResult(
-        sent, time.monotonic() - started, dict(sorted(expected.items())), duplicates
+        sent,
+        time.monotonic() - started,
+        dict(sorted(expected.items())),
+        duplicates,
+        dict(sorted(variants.items())),
     )
 
 
@@ -292,7 +310,7 @@ def produce_sync(
     duration_s: float | None = None,
     progress: ProgressCallback | None = None,
 ) -> ProduceResult:
-    """``produce`` for callers without an event loop (CLI, Celery tasks)."""
+    """``produce`` for callers without an event loop (CLI, Celery tasks, a separate process)."""
     return asyncio.run(
         produce(events, sink, rate=rate, count=count, duration_s=duration_s, progress=progress)
     )

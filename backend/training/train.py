@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any
 
-from pydantic import AfterValidator, Field, ValidationInfo, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 
 from backend.db.base import utcnow
 from backend.db.session import session_scope
@@ -25,6 +24,7 @@ from backend.jobs import repository as jobs_repo
 from backend.jobs.context import AttemptSuperseded, JobContext, TransientJobError
 from backend.jobs.kind import JobKind
 from backend.jobs.params import JobParams, NJobs, at_most
+from backend.jsonable import to_jsonable
 from backend.paths import shown
 from backend.recsys.algorithms import AlgoSpec, fit
 from backend.recsys.artifacts import load_artifact, save_artifact
@@ -33,28 +33,17 @@ from backend.recsys.datasets import load_items
 from backend.recsys.errors import CorruptArtifactError, DataError
 from backend.registry import repository as repo
 from backend.registry import service as registry
-from backend.serving.state import write_items
+from backend.registry.schemas import VersionLabel
 from backend.training.sources import AlgoParams, ItemsParams, RatingsParams, load, scaled
 
 CLAIMS_DIR = ".claims"
-VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-
-
-def _check_version(v: str) -> str:
-    if not VERSION.match(v):
-        raise ValueError("version must be 1-64 characters of [A-Za-z0-9._-]")
-    return v
-
-
-# A model version as a param names it (train's new version, simulate's versions to load).
-ModelVersion = Annotated[str, AfterValidator(_check_version)]
 
 
 class TrainParams(JobParams):
     data: RatingsParams = Field(default_factory=RatingsParams)
     model: AlgoParams = Field(default_factory=AlgoParams)
     items: ItemsParams | None = Field(default=None, description="titles and genres to serve")
-    version: ModelVersion | None = Field(
+    version: VersionLabel | None = Field(
         default=None, description="artifact version (default: generated)"
     )
     validate_k: int = Field(
@@ -64,7 +53,7 @@ class TrainParams(JobParams):
     )
     n_jobs: NJobs = 1
     seed: int = 0
-    activate: Literal["never", "always", "if_better"] = "if_better"
+    activate: registry.Activation = "if_better"
 
     @field_validator("validate_k")
     @classmethod
@@ -129,6 +118,12 @@ def run(ctx: JobContext, p: TrainParams) -> dict[str, Any]:
     with ctx.stage("save") as st:
         if swept:
             st.extra["orphans_removed"] = swept
+        items = None
+        if p.items is not None:
+            # Saved inside the artifact, so that its manifest covers the metadata serving shows.
+            frame = load_items(p.items.folder(ctx.settings), p.items.format)
+            items = to_jsonable(frame.to_dict("records"))
+            st.extra["items_metadata"] = len(frame)
         path = models_dir / version
         saved = _own_artifact(models_dir, version, owner)
         if saved is not None:
@@ -141,14 +136,14 @@ def run(ctx: JobContext, p: TrainParams) -> dict[str, Any]:
                 version,
                 metrics=metrics,
                 fingerprint=ratings.fingerprint,
+                items=items,
             )
-        if p.items is not None:
-            items = load_items(p.items.folder(ctx.settings), p.items.format)
-            write_items(path, [{str(k): v for k, v in r.items()} for r in items.to_dict("records")])
-            st.extra["items_metadata"] = len(items)
         st.extra["path"] = shown(path, ctx.settings)
     ctx.pause_point("train.after_save")
     try:
+        # The artifact is checked against its manifest before the transaction: hashing every
+        # file must not hold the database's write lock (SQLite) or the job row (PostgreSQL).
+        registry.verify_artifact(version, str(path))
         with ctx.stage("register"), session_scope(ctx.settings.sqlalchemy_url) as s:
             # Hold the job for this attempt in the transaction that adds the model row: if the
             # reaper re-queued the job meanwhile (a worker slow, not dead), this attempt stops
@@ -159,7 +154,7 @@ def run(ctx: JobContext, p: TrainParams) -> dict[str, Any]:
                     f"job {ctx.job_id}: attempt {ctx.attempt} no longer owns the job; "
                     "its artifact is left to the attempt that does"
                 )
-            row = repo.add(
+            registered = registry.register(
                 s,
                 version=version,
                 algorithm=spec.name,
@@ -171,20 +166,10 @@ def run(ctx: JobContext, p: TrainParams) -> dict[str, Any]:
                 n_items=model.n_items,
                 n_ratings=ratings.n_ratings,
                 job_id=ctx.job_id,
+                metric_rows=metric_rows,
+                activation=p.activate,
+                verified=True,
             )
-            repo.add_metrics(s, ctx.job_id, row.id, metric_rows)
-            current = repo.active(s)
-            if p.activate == "always":
-                allowed, reason = True, "activate=always"
-            elif p.activate == "never":
-                allowed, reason = False, "activate=never"
-            else:
-                allowed, reason = registry.gate_allows(
-                    metrics, None if current is None else current.metrics
-                )
-            if allowed:
-                repo.set_active(s, row)
-            model_id = row.id
     except (TransientJobError, AttemptSuperseded):
         raise  # a retry, or the attempt that superseded this one, registers the artifact
     except Exception:
@@ -194,13 +179,13 @@ def run(ctx: JobContext, p: TrainParams) -> dict[str, Any]:
             _discard(models_dir, version, owner)
         raise
     return {
-        "model_id": model_id,
+        "model_id": registered.model_id,
         "version": version,
         "algorithm": spec.name,
         "params": spec.resolved_params(),
         "metrics": metrics,
-        "activated": allowed,
-        "activation_reason": reason,
+        "activated": registered.activated,
+        "activation_reason": registered.reason,
         "data": p.data.describe(),
         "path": shown(path, ctx.settings),  # in the data dir
     }

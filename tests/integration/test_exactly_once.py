@@ -1,8 +1,8 @@
 """Exactly once from Kafka to the lake: kill -9 the ingestion mid-run, restart it, count.
 
-The ingestion runs as a separate process (``python -m backend.pipeline.ingest``) in its own
-process group, so SIGKILL reaches the Python driver and its Spark JVM together, as a crash
-or an OOM kill of the host would.
+The ingestion runs as a separate process (``recflow ingest``, configured by its environment as a
+user would) in its own process group, so SIGKILL reaches the Python driver and its Spark JVM
+together, as a crash or an OOM kill of the host would.
 """
 
 from __future__ import annotations
@@ -29,27 +29,22 @@ N = 20_000
 PER_TRIGGER = 1_500
 
 
-def ingest_command(env: KafkaEnv, topic: str, root: Path, *, follow: bool) -> list[str]:
-    cmd = [
-        sys.executable,
-        "-m",
-        "backend.pipeline.ingest",
-        "--bootstrap",
-        env.bootstrap,
-        "--topic",
-        topic,
-        "--lake",
-        str(root / "lake"),
-        "--checkpoints",
-        str(root / "checkpoints"),
-        "--jars-dir",
-        str(env.jars_dir),
-        "--var",
-        str(root / "var"),
-        "--max-offsets-per-trigger",
-        str(PER_TRIGGER),
-    ]
-    return [*cmd, "--follow", "--trigger-ms", "200"] if follow else cmd
+def ingest_command(*, follow: bool) -> list[str]:
+    cmd = [sys.executable, "-m", "backend.cli", "ingest", "--source", "kafka", "--json"]
+    return [*cmd, "--follow", "--trigger-s", "0.2"] if follow else cmd
+
+
+def ingest_env(env: KafkaEnv, topic: str, root: Path) -> dict[str, str]:
+    """Settings of the ingestion process: everything under ``root`` (the lake, checkpoints and
+    job rows in SQLite), the test's broker and topic, and micro-batches of ``PER_TRIGGER``."""
+    return {
+        **os.environ,
+        "RECFLOW_DATA_DIR": str(root),
+        "RECFLOW_KAFKA_BOOTSTRAP_SERVERS": env.bootstrap,
+        "RECFLOW_KAFKA_TOPIC": topic,
+        "RECFLOW_SPARK_JARS_DIR": str(env.jars_dir),
+        "RECFLOW_SPARK_MAX_OFFSETS_PER_TRIGGER": str(PER_TRIGGER),
+    }
 
 
 def committed_batches(lake_dir: Path) -> int:
@@ -73,8 +68,9 @@ def test_kill_minus_nine_and_restart_gives_exactly_once(tmp_path: Path) -> None:
 
     log = (tmp_path / "follow.log").open("w")
     proc = subprocess.Popen(
-        ingest_command(env, topic, tmp_path, follow=True),
+        ingest_command(follow=True),
         cwd=REPO,
+        env=ingest_env(env, topic, tmp_path),
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,  # its own process group: the driver JVM is killed with it
@@ -96,14 +92,15 @@ def test_kill_minus_nine_and_restart_gives_exactly_once(tmp_path: Path) -> None:
     assert done_before_kill < -(-N // PER_TRIGGER), "the kill came after the last batch"
 
     rerun = subprocess.run(
-        ingest_command(env, topic, tmp_path, follow=False),
+        ingest_command(follow=False),
         cwd=REPO,
+        env=ingest_env(env, topic, tmp_path),
         capture_output=True,
         text=True,
         timeout=600,
     )
     assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
-    summary = json.loads(rerun.stdout.strip().splitlines()[-1])
+    summary = json.loads(rerun.stdout)
     assert summary["batches"] >= 1
 
     events_in_lake = lake.read_events(tmp_path / "lake")

@@ -16,7 +16,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from typer.testing import CliRunner
 
-from backend.cli import monitor as monitor_cli
+from backend.cli import streaming as streaming_cli
 from backend.cli.stack import free_port
 from backend.config import get_settings
 from backend.monitoring.consumer import Monitor, MonitorOptions
@@ -96,7 +96,7 @@ def options(bootstrap: str, topic: str, group: str | None = None, **kw: Any) -> 
 def test_simulated_traffic_ctr_and_counts_match(
     kafka: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """`recflow simulate-traffic` -> Kafka -> monitor: counts exact, CTR within 4 SE."""
+    """`recflow produce --simulate` -> Kafka -> monitor: counts exact, CTR within 4 SE."""
 
     async def scenario() -> None:
         topic = await new_topic(kafka, partitions=3)
@@ -105,22 +105,24 @@ def test_simulated_traffic_ctr_and_counts_match(
             monkeypatch.setenv("RECFLOW_KAFKA_TOPIC", topic)
             get_settings.cache_clear()
             cli = typer.Typer()
-            cli.command()(monitor_cli.simulate_traffic)
-            args = ["--ctr", "A=0.05,B=0.10", "--rate", "5000", "--duration", "3", "--json"]
+            cli.command()(streaming_cli.produce)
+            args = ["--simulate", "--ctr", "A=0.05,B=0.10", "--experiment", "home"]
+            args += ["--users", "5000", "--rate", "5000", "--duration", "3", "--json"]
             result = await asyncio.to_thread(CliRunner().invoke, cli, args)
             get_settings.cache_clear()
             assert result.exit_code == 0, result.output
             sent = orjson.loads(result.stdout)
-            assert sent["total"] == sent["sent"] > 5000
-            await until(lambda: mon.totals.valid >= sent["total"], 60, "all events counted")
+            total = sent["expected"]["valid"]
+            assert total == sent["sent"] > 5000
+            await until(lambda: mon.totals.valid >= total, 60, "all events counted")
             await until(lambda: mon.lag_total == 0, 10, "zero lag")
             await asyncio.sleep(0.6)
             snap = store.get()
             assert snap is not None
-        assert mon.totals.consumed == mon.totals.valid == sent["total"]
+        assert mon.totals.consumed == mon.totals.valid == total
         assert mon.totals.invalid == 0 and mon.totals.redelivered_skipped == 0
         window = snap["windows"]["1h"]
-        assert window["events"] == sent["total"]
+        assert window["events"] == total
         got = {v["variant"]: v for v in window["variants"]}
         for variant, want in sent["variants"].items():
             assert got[variant]["impressions"] == want["impression"]

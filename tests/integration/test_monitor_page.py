@@ -120,9 +120,9 @@ def test_monitor_page_shows_live_figures(
     browser = chromium()
     from backend.monitoring.alert_store import AlertStore
     from backend.monitoring.consumer import Monitor, MonitorOptions
-    from backend.monitoring.producer import produce
     from backend.monitoring.snapshots import SqlSnapshotStore
-    from backend.monitoring.traffic import TrafficSpec, generate
+    from backend.streaming.producer import KafkaSink, produce
+    from backend.streaming.simulator import TrafficSpec, simulate_traffic
 
     url, settings = api
     topic = f"test-monitor-page-{uuid.uuid4().hex[:10]}"
@@ -137,8 +137,15 @@ def test_monitor_page_shows_live_figures(
     stop = asyncio.Event()
 
     async def traffic() -> None:
-        spec = TrafficSpec({"A": 0.05, "B": 0.2})
-        await produce(kafka, topic, generate(spec), rate=400, duration_s=60, stop=stop)
+        spec = TrafficSpec(
+            users=5000,
+            experiment="home",
+            ctr={"A": 0.05, "B": 0.2},
+            popularity="zipf",
+            realtime=True,
+        )
+        sink = KafkaSink(kafka, topic)
+        await produce(simulate_traffic(spec), sink, rate=400, duration_s=60, stop=stop)
 
     async def both() -> None:
         await asyncio.gather(mon.run(stop), traffic())

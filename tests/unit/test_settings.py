@@ -1,14 +1,17 @@
-"""Settings that shape the event contract's limits."""
+"""Settings that shape the event contract's limits, and no setting that nothing reads."""
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
 from backend.config import Settings
-from backend.streaming.events import DEFAULT_RULES, Rejected, encode_event, validate_event
+from backend.streaming.events import DEFAULT_RULES, Rejected, encode_event
+from backend.streaming.validation import validate_event
 
 
 def test_default_event_rules_are_the_contracts() -> None:
@@ -60,3 +63,25 @@ def test_spark_settings_reach_the_session_options(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("RECFLOW_SPARK_STATE_STORE", "memory")
     with pytest.raises(ValidationError, match="spark_state_store"):
         Settings()
+
+
+REPO = Path(__file__).resolve().parents[2]
+READERS = ("backend", "workers", "bench", "scripts")
+
+
+def test_every_setting_is_read_somewhere() -> None:
+    """A field of Settings that no code reads is a knob that does nothing: remove it instead."""
+    config = (REPO / "backend" / "config.py").read_text()
+    code = "\n".join(
+        path.read_text()
+        for folder in READERS
+        for path in sorted((REPO / folder).rglob("*.py"))
+        if path != REPO / "backend" / "config.py"
+    )
+    unread = [
+        name
+        for name in Settings.model_fields
+        if not re.search(rf"\bself\.{name}\b", config)  # read by a property or validator
+        and not re.search(rf"\b{name}\b", code)
+    ]
+    assert not unread, f"settings that nothing reads: {unread}"

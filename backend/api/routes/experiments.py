@@ -2,28 +2,17 @@
 
 from __future__ import annotations
 
-import uuid
-from typing import Annotated, Any
+from typing import Annotated
 
-from celery import Celery
 from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy.orm import Session
 
-from backend.abtest import plan_sample_size
 from backend.api.deps import CeleryDep, SessionDep, SettingsDep
 from backend.api.params import IdPath
 from backend.api.responses import errors
-from backend.config import Settings
-from backend.errors import InvalidInputError, NotFoundError
-from backend.experiments import repository
-from backend.experiments.schemas import (
-    AnalysisOut,
-    ExperimentListOut,
-    SampleSizeOut,
-)
-from backend.jobs import service
+from backend.experiments import service
+from backend.experiments.schemas import AnalysisOut, ExperimentListOut, SampleSizeOut
 from backend.jobs.schemas import JobOut
 
 router = APIRouter(prefix="/experiments", tags=["experiments"])
@@ -48,16 +37,9 @@ class AnalyzeRequest(BaseModel):
     seed: int | None = 0
 
 
-def _submit(
-    session: Any,
-    celery: Any,
-    response: Response,
-    params: dict[str, Any],
-    settings: Settings | None = None,
-) -> JobOut:
-    job, _ = service.submit(session, celery, "abtest", params, None, settings=settings)
+def _located(job: JobOut, response: Response) -> JobOut:
     response.headers["Location"] = f"/api/v1/jobs/{job.id}"
-    return service.to_out(job)
+    return job
 
 
 @router.get("/sample-size", response_model=SampleSizeOut)
@@ -69,59 +51,23 @@ def sample_size(
     power: Annotated[float, Query(gt=0, lt=1)] = 0.8,
     ratio: Annotated[float, Query(gt=0, le=100)] = 1.0,
     n_variants: Annotated[int, Query(ge=2, le=50)] = 2,
-) -> dict[str, Any]:
+) -> SampleSizeOut:
     """Units per variant needed to detect a lift (give mde_abs or mde_rel)."""
-    if (mde_abs is None) == (mde_rel is None):
-        raise InvalidInputError("give exactly one of mde_abs (e.g. 0.005) or mde_rel (e.g. 0.1)")
-    try:
-        plan = plan_sample_size(
-            baseline_ctr,
-            mde_abs=mde_abs,
-            mde_rel=mde_rel,
-            alpha=alpha,
-            power=power,
-            ratio=ratio,
-            n_variants=n_variants,
-        )
-    except (ZeroDivisionError, OverflowError):  # an effect (or ratio) below float precision
-        raise InvalidInputError(
-            "the effect (or the ratio) is too small to plan for: no finite number of units "
-            "detects it; give a larger mde_abs or mde_rel"
-        ) from None
-    return plan.to_dict()
+    return service.sample_size(
+        baseline_ctr,
+        mde_abs=mde_abs,
+        mde_rel=mde_rel,
+        alpha=alpha,
+        power=power,
+        ratio=ratio,
+        n_variants=n_variants,
+    )
 
 
 @router.get("", response_model=ExperimentListOut)
-def list_experiments(session: SessionDep, settings: SettingsDep) -> dict[str, Any]:
+def list_experiments(session: SessionDep, settings: SettingsDep) -> ExperimentListOut:
     """Experiments seen in the lake or analysed before, with their latest verdict."""
-    analysed = {name: (n, last) for name, n, last in repository.summaries(session)}
-    in_lake: list[str] = []
-    try:
-        from backend.lake.readers import list_experiments as lake_experiments
-
-        in_lake = list(lake_experiments(settings.lake_dir))
-    except (ImportError, ValueError, OSError):
-        in_lake = []
-    items = []
-    for name in sorted(set(analysed) | set(in_lake)):
-        n, last = analysed.get(name, (0, None))
-        latest = repository.get(session, last) if last else None
-        items.append(
-            {
-                "experiment": name,
-                "in_lake": name in in_lake,
-                "analyses": n,
-                "latest": None
-                if latest is None
-                else {
-                    "id": latest.id,
-                    "created_at": latest.created_at,
-                    "status": latest.status,
-                    "verdict": latest.verdict,
-                },
-            }
-        )
-    return {"items": items}
+    return service.list_experiments(session, settings.lake_dir)
 
 
 @router.post(
@@ -138,8 +84,8 @@ def analyze_experiment(
     body: AnalyzeRequest | None = None,
 ) -> JobOut:
     """Analyse the experiment's impressions and clicks from the lake, as an abtest job."""
-    params = {"experiment": name, "source": "lake", **(body or AnalyzeRequest()).model_dump()}
-    return _submit(session, celery, response, params)
+    options = (body or AnalyzeRequest()).model_dump()
+    return _located(service.analyze(session, celery, name, options), response)
 
 
 @router.post(
@@ -167,48 +113,19 @@ async def upload_csv(
 ) -> JobOut:
     """Analyse an uploaded CSV (user,variant,impressions,clicks or user,variant,type rows)."""
     body = await request.body()
-    if not body.strip():
-        raise InvalidInputError("the upload is empty; send the CSV file as the request body")
-    try:
-        body.decode("utf-8")
-    except UnicodeDecodeError:
-        raise InvalidInputError("the upload is not UTF-8 text; send a CSV file") from None
-    # Writing the file, checking it and sending the job block: off the event loop, so the
+    # Checking and writing the file and sending the job block: off the event loop, so the
     # serving routes of this process keep answering meanwhile.
-    return await run_in_threadpool(
-        _store_and_submit, name, body, unit, control, session, celery, response, settings
+    job = await run_in_threadpool(
+        service.analyze_upload,
+        session,
+        celery,
+        settings,
+        name,
+        body,
+        unit=unit,
+        control=control,
     )
-
-
-def _store_and_submit(
-    name: str,
-    body: bytes,
-    unit: str,
-    control: str | None,
-    session: Session,
-    celery: Celery,
-    response: Response,
-    settings: Settings,
-) -> JobOut:
-    # The server names the file, inside the uploads dir (an allowed root); the job names it by
-    # that name alone, so no server path reaches the job's params.
-    uploads = settings.uploads_dir
-    uploads.mkdir(parents=True, exist_ok=True)
-    path = uploads / f"{name}-{uuid.uuid4().hex}.csv"
-    path.write_bytes(body)
-    params: dict[str, Any] = {
-        "experiment": name,
-        "source": "csv",
-        "upload": path.name,
-        "unit": unit,
-    }
-    if control:
-        params["control"] = control
-    try:
-        return _submit(session, celery, response, params, settings)
-    except InvalidInputError:
-        path.unlink(missing_ok=True)  # refused (e.g. an unknown control): keep no orphan upload
-        raise
+    return _located(job, response)
 
 
 @router.get(
@@ -220,37 +137,9 @@ def get_analysis(
     name: ExperimentName,
     session: SessionDep,
     history: Annotated[int, Query(ge=1, le=500)] = 20,
-) -> dict[str, Any]:
+) -> AnalysisOut:
     """The latest stored analysis of the experiment, and its history (newest first)."""
-    rows = repository.history(session, name, history)
-    if not rows:
-        raise NotFoundError(
-            f"experiment {name!r} has no analysis yet; POST /api/v1/experiments/{name}/analyze"
-        )
-    latest = rows[0]
-    return {
-        "experiment": name,
-        "latest": {
-            "id": latest.id,
-            "job_id": latest.job_id,
-            "created_at": latest.created_at,
-            "source": latest.source,
-            "chart": f"/api/v1/experiments/{name}/analyses/{latest.id}/chart.png",
-            **latest.result,
-        },
-        "history": [
-            {
-                "id": r.id,
-                "job_id": r.job_id,
-                "created_at": r.created_at,
-                "source": r.source,
-                "unit": r.unit,
-                "status": r.status,
-                "verdict": r.verdict,
-            }
-            for r in rows
-        ],
-    }
+    return service.analysis(session, name, history)
 
 
 @router.get(
@@ -266,9 +155,4 @@ def get_analysis(
 )
 def chart(name: ExperimentName, analysis_id: IdPath, session: SessionDep) -> Response:
     """The CTR-per-variant chart (Wilson intervals) of one analysis."""
-    row = repository.get(session, analysis_id)
-    if row is None or row.experiment != name:
-        raise NotFoundError(f"analysis {analysis_id} of experiment {name!r} not found")
-    if not row.chart_png:
-        raise NotFoundError(f"analysis {analysis_id} was stored without a chart")
-    return Response(row.chart_png, media_type="image/png")
+    return Response(service.chart(session, name, analysis_id), media_type="image/png")

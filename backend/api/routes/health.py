@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Literal
+from collections.abc import Callable
 
-from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
-from sqlalchemy import text
+from fastapi import APIRouter, Request, Response
 
 from backend.api.deps import CeleryDep, SettingsDep
-from backend.db.session import get_engine
+from backend.api.schemas import CheckOut, LiveOut, ReadyOut
+from backend.db.session import ping as ping_database
+from backend.jobs.queue import ping as ping_broker
 from backend.serving.state import ModelHolder
 
 router = APIRouter(prefix="/health", tags=["health"])
@@ -21,62 +20,35 @@ router = APIRouter(prefix="/health", tags=["health"])
 log = logging.getLogger(__name__)
 
 
-class LiveOut(BaseModel):
-    status: Literal["ok"]
-
-
-class CheckOut(BaseModel):
-    ok: bool
-    ms: float | None = Field(default=None, description="how long the check took")
-    error: str | None = Field(default=None, description="why the check failed")
-    version: str | None = Field(default=None, description="model: the active version, if any")
-
-
-class ReadyOut(BaseModel):
-    status: Literal["ready", "not ready"]
-    checks: dict[str, CheckOut] = Field(description="database, broker and the active model")
-
-
 @router.get("/live", response_model=LiveOut)
-def live() -> dict[str, str]:
+def live() -> LiveOut:
     """The process is up."""
-    return {"status": "ok"}
+    return LiveOut(status="ok")
 
 
-def _check_db(url: str) -> dict[str, Any]:
+def _timed(what: str, check: Callable[[], None]) -> CheckOut:
     t0 = time.perf_counter()
     try:
-        with get_engine(url).connect() as conn:
-            conn.execute(text("SELECT 1"))
+        check()
     except Exception as exc:
-        log.warning("readiness: the database is unreachable: %s", exc)
-        return {"ok": False, "error": f"{type(exc).__name__}: the database did not answer"}
-    return {"ok": True, "ms": round((time.perf_counter() - t0) * 1000, 2)}
+        log.warning("readiness: %s is unreachable: %s", what, exc)
+        return CheckOut(ok=False, error=f"{type(exc).__name__}: {what} did not answer")
+    return CheckOut(ok=True, ms=round((time.perf_counter() - t0) * 1000, 2))
 
 
-def _check_broker(celery: Any, timeout: float) -> dict[str, Any]:
-    t0 = time.perf_counter()
-    try:
-        with celery.connection_for_write() as conn:
-            conn.ensure_connection(max_retries=1, timeout=timeout)
-    except Exception as exc:
-        log.warning("readiness: the broker is unreachable: %s", exc)
-        return {"ok": False, "error": f"{type(exc).__name__}: the broker did not answer"}
-    return {"ok": True, "ms": round((time.perf_counter() - t0) * 1000, 2)}
-
-
-def _check_model(holder: ModelHolder) -> dict[str, Any]:
+def _check_model(holder: ModelHolder) -> CheckOut:
     """The active model is loaded, or there is none yet (a fresh install is ready)."""
     failed = holder.failed
     if failed is not None:
-        return {"ok": False, "version": failed[1], "error": failed[2]}
+        return CheckOut(ok=False, version=failed[1], error=failed[2])
     current = holder.current
-    return {"ok": True, "version": None if current is None else current.version}
+    return CheckOut(ok=True, version=None if current is None else current.version)
 
 
 @router.get(
     "/ready",
     response_model=ReadyOut,
+    response_model_exclude_unset=True,  # each check sends only the fields that apply to it
     responses={
         503: {
             "model": ReadyOut,
@@ -84,15 +56,18 @@ def _check_model(holder: ModelHolder) -> dict[str, Any]:
         }
     },
 )
-def ready(request: Request, settings: SettingsDep, celery: CeleryDep) -> JSONResponse:
+def ready(
+    request: Request, response: Response, settings: SettingsDep, celery: CeleryDep
+) -> ReadyOut:
     """The database and the broker answer and the active model is loaded; 503 names what is not."""
     checks = {
-        "database": _check_db(settings.sqlalchemy_url),
-        "broker": _check_broker(celery, settings.broker_connect_timeout_s),
+        "database": _timed("the database", lambda: ping_database(settings.sqlalchemy_url)),
+        "broker": _timed(
+            "the broker", lambda: ping_broker(celery, settings.broker_connect_timeout_s)
+        ),
         "model": _check_model(request.app.state.models),
     }
-    ok = all(c["ok"] for c in checks.values())
-    return JSONResponse(
-        {"status": "ready" if ok else "not ready", "checks": checks},
-        status_code=200 if ok else 503,
-    )
+    ok = all(c.ok for c in checks.values())
+    if not ok:
+        response.status_code = 503
+    return ReadyOut(status="ready" if ok else "not ready", checks=checks)

@@ -7,12 +7,9 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Response
 
 from backend.api.deps import CeleryDep, SessionDep, SettingsDep
-from backend.api.params import IdPath, in_db_range
+from backend.api.params import IdPath
 from backend.api.responses import errors
-from backend.errors import InvalidInputError
-from backend.jobs import repository as repo
 from backend.jobs import service
-from backend.jobs.kind import installed
 from backend.jobs.schemas import JobCreate, JobKindOut, JobOut, JobPage, JobState
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
@@ -62,12 +59,7 @@ def submit_job(
 @router.get("/kinds", response_model=list[JobKindOut])
 def list_kinds() -> list[JobKindOut]:
     """The job kinds this server accepts, with the JSON schema of their params."""
-    return [
-        JobKindOut(
-            name=k.name, description=k.description, params_schema=k.params_model.model_json_schema()
-        )
-        for k in installed()
-    ]
+    return service.kinds()
 
 
 @router.get("", response_model=JobPage)
@@ -79,25 +71,13 @@ def list_jobs(
     cursor: str | None = None,
 ) -> JobPage:
     """List jobs, newest first; pass next_cursor back as cursor for the next page."""
-    catalog = installed()
-    if kind is not None and kind not in catalog:
-        known = ", ".join(catalog.names())
-        raise InvalidInputError(f"unknown job kind {kind!r}; known kinds: {known}")
-    before = service.decode_cursor(cursor) if cursor else None
-    if before is not None and not in_db_range(before):  # a forged cursor
-        raise InvalidInputError(
-            "cursor is not valid; pass the next_cursor value from the previous page"
-        )
-    jobs = repo.page(session, kind=kind, state=state, limit=limit + 1, before_id=before)
-    items = [service.to_out(j, with_stages=False) for j in jobs[:limit]]
-    next_cursor = service.encode_cursor(jobs[limit - 1].id) if len(jobs) > limit else None
-    return JobPage(items=items, next_cursor=next_cursor)
+    return service.page(session, kind=kind, state=state, limit=limit, cursor=cursor)
 
 
 @router.get("/{job_id}", response_model=JobOut, responses=errors(404, s404="no such job"))
 def get_job(job_id: IdPath, session: SessionDep) -> JobOut:
     """One job: state, progress, stages with durations, and the result or error."""
-    return service.to_out(service.get_or_404(session, job_id))
+    return service.read(session, job_id)
 
 
 @router.post(
@@ -108,5 +88,4 @@ def get_job(job_id: IdPath, session: SessionDep) -> JobOut:
 def cancel_job(job_id: IdPath, session: SessionDep, celery: CeleryDep) -> JobOut:
     """Cancel a queued job now, or ask a running one to stop at its next checkpoint."""
     service.cancel(session, celery, job_id)
-    session.commit()
-    return service.to_out(service.get_or_404(session, job_id))
+    return service.read(session, job_id)

@@ -7,20 +7,19 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 import orjson
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+from fastapi.responses import HTMLResponse, Response, StreamingResponse
 
 from backend.api.deps import SessionDep, SettingsDep
 from backend.api.params import DB_INT_MAX
 from backend.api.responses import errors
 from backend.api.shutdown import Shutdown
-from backend.errors import InvalidInputError, UnavailableError
-from backend.monitoring import prometheus
-from backend.monitoring.alert_store import alert_to_dict, recent_alerts
+from backend.monitoring import prometheus, service
 from backend.monitoring.schemas import AlertPage, StatusOut, SummaryOut
+from backend.monitoring.service import NO_SNAPSHOT, freshness
 from backend.monitoring.snapshots import SnapshotStore, store_for
 from backend.streaming.events import now_ms
 
@@ -29,10 +28,6 @@ router = APIRouter(prefix="/monitoring", tags=["monitoring"])
 root_router = APIRouter(tags=["monitoring"])
 
 STATIC = Path(__file__).resolve().parents[2] / "monitoring" / "static"
-NO_SNAPSHOT = (
-    "no monitor snapshot yet: start the monitor with `recflow monitor` "
-    "(it needs RECFLOW_KAFKA_BOOTSTRAP_SERVERS), then retry"
-)
 
 Window = Literal["1m", "5m", "1h"]
 
@@ -46,26 +41,6 @@ def get_store(request: Request) -> SnapshotStore:
     return store
 
 
-def freshness(snap: dict[str, Any], at_ms: int) -> dict[str, Any]:
-    """How old a snapshot is and whether it is stale (older than 5 snapshot intervals, >= 5 s)."""
-    age_s = max(0.0, (at_ms - int(snap["generated_at_ms"])) / 1000)
-    interval = float(snap["monitor"].get("snapshot_interval_s", 1.0))
-    stale = age_s > max(5.0, 5 * interval)
-    return {"age_s": round(age_s, 3), "stale": stale}
-
-
-async def _latest(request: Request) -> dict[str, Any] | None:
-    store = get_store(request)
-    try:
-        return await asyncio.to_thread(store.get)
-    except Exception as exc:
-        log.warning("cannot read the monitor snapshot store: %s", exc)
-        raise UnavailableError(
-            f"cannot read the monitor snapshot store ({type(exc).__name__}); "
-            "check RECFLOW_REDIS_URL or the database"
-        ) from exc
-
-
 @router.get(
     "/summary",
     response_model=SummaryOut,
@@ -73,31 +48,16 @@ async def _latest(request: Request) -> dict[str, Any] | None:
 )
 async def summary(
     request: Request, window: Annotated[Window, Query(description="window span")] = "1m"
-) -> dict[str, Any]:
+) -> SummaryOut:
     """The latest figures of one window (1m, 5m or 1h) with the monitor's state, totals and lag."""
-    snap = await _latest(request)
-    if snap is None:
-        raise UnavailableError(NO_SNAPSHOT, detail={"status": "no_snapshot"})
-    win = snap["windows"].get(window)
-    if win is None:
-        raise InvalidInputError(
-            f"the monitor does not compute the {window} window; it has {', '.join(snap['windows'])}"
-        )
-    return {
-        **win,
-        **freshness(snap, now_ms()),
-        "generated_at": snap["generated_at"],
-        "monitor": snap["monitor"],
-        "totals": snap["totals"],
-        "lag": snap["lag"],
-        "processing": snap["processing"],
-        "alerts_open": snap["alerts_open"],
-    }
+    snap = await asyncio.to_thread(service.latest, get_store(request))
+    return service.summary(snap, window, now_ms())
 
 
 @router.get(
     "/status",
     response_model=StatusOut,
+    response_model_exclude_unset=True,  # without a snapshot: ready and reason only
     responses={
         503: {
             "model": StatusOut,
@@ -105,26 +65,12 @@ async def summary(
         }
     },
 )
-async def status(request: Request) -> JSONResponse:
+async def status(request: Request, response: Response) -> StatusOut:
     """Readiness of the monitor: 200 when its snapshot is fresh and it consumes; 503 says why."""
-    try:
-        snap = await _latest(request)
-    except UnavailableError as exc:  # the store is down: the same answer shape, with the reason
-        return JSONResponse({"ready": False, "reason": exc.message}, status_code=503)
-    if snap is None:
-        return JSONResponse({"ready": False, "reason": NO_SNAPSHOT}, status_code=503)
-    fresh = freshness(snap, now_ms())
-    mon = snap["monitor"]
-    if fresh["stale"]:
-        reason: str | None = (
-            f"the monitor's last snapshot is {fresh['age_s']:.0f} s old: it is not running"
-        )
-    elif not mon.get("ready"):
-        reason = f"monitor state {mon['state']}: {mon.get('error') or 'starting'}"
-    else:
-        reason = None
-    body = {"ready": reason is None, "reason": reason, **fresh, "monitor": mon}
-    return JSONResponse(body, status_code=200 if reason is None else 503)
+    out = await asyncio.to_thread(service.status, get_store(request))
+    if not out.ready:
+        response.status_code = 503
+    return out
 
 
 @router.get(
@@ -193,12 +139,9 @@ def alerts(
         int | None, Query(ge=1, le=DB_INT_MAX, description="page: ids below this")
     ] = None,
     open_only: bool = False,
-) -> dict[str, Any]:
+) -> AlertPage:
     """Alerts newest first; pass next_before_id back as before_id for the next page."""
-    rows = recent_alerts(session, limit=limit + 1, before_id=before_id, open_only=open_only)
-    items = [alert_to_dict(r) for r in rows[:limit]]
-    more = len(rows) > limit
-    return {"items": items, "next_before_id": items[-1]["id"] if more else None}
+    return service.alert_page(session, limit=limit, before_id=before_id, open_only=open_only)
 
 
 @root_router.get(
@@ -230,6 +173,7 @@ def monitor_page() -> HTMLResponse:
 
 @root_router.get("/monitor/monitor.js", include_in_schema=False)
 def monitor_js() -> Response:
+    """The monitoring page's script."""
     return Response(
         (STATIC / "monitor.js").read_text(encoding="utf-8"), media_type="text/javascript"
     )

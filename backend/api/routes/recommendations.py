@@ -1,23 +1,23 @@
-"""Serving: top-N per user, batches, similar items, history and what-if, from memory."""
+"""Serving: top-N per user, batches, similar items, history and what-if, from memory.
+
+The routes answer with ``FastJSON`` (orjson straight from the service's dicts): FastAPI returns a
+``Response`` as it is, so ``response_model`` documents each answer and costs nothing per request.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import re
-from typing import Annotated, Any
+from typing import Annotated
 
-import numpy as np
-import numpy.typing as npt
 from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from backend.api.responses import FastJSON, errors
-from backend.errors import InvalidInputError, NotFoundError, UnavailableError
-from backend.recsys.errors import DataError
-from backend.recsys.foldin import fold_in, recommend_folded
-from backend.recsys.scenarios import compare_scenarios
-from backend.recsys.similar import similar_items
-from backend.recsys.topn import TopN, popular, recommend
+from backend.errors import InvalidInputError
+from backend.jsonable import to_jsonable
+from backend.registry.schemas import VERSION_PATTERN
+from backend.serving import service
 from backend.serving.schemas import (
     BatchOut,
     CompareOut,
@@ -26,12 +26,11 @@ from backend.serving.schemas import (
     SimilarOut,
     WhatIfOut,
 )
+from backend.serving.service import ID_PATTERN, ID_RULE
 from backend.serving.state import ModelHolder, ServingModel
 
 router = APIRouter(tags=["recommendations"])
 
-ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
-ID_RULE = "1-64 characters of [A-Za-z0-9_-]"
 UserId = Annotated[str, Path(pattern=ID_PATTERN, description=f"user id, {ID_RULE}")]
 ItemId = Annotated[str, Path(pattern=ID_PATTERN, description=f"item id, {ID_RULE}")]
 N = Annotated[int, Query(ge=1, le=1000, description="list length, 1-1000")]
@@ -46,48 +45,7 @@ def _holder(request: Request) -> ModelHolder:
 
 
 def _serving(request: Request) -> ServingModel:
-    holder = _holder(request)
-    sm = holder.current
-    if sm is None:
-        if holder.failed is not None:
-            model_id, version, message = holder.failed
-            raise UnavailableError(message, detail={"model_id": model_id, "version": version})
-        raise UnavailableError(
-            "no active model yet: train one (POST /api/v1/jobs with kind=train, or "
-            "`recflow train`) or activate one (POST /api/v1/models/{id}/activate)"
-        )
-    return sm
-
-
-def _filters(
-    sm: ServingModel, exclude: list[str] | None, category: list[str] | None
-) -> tuple[npt.NDArray[np.int64] | None, npt.NDArray[np.bool_] | None]:
-    excluded = None
-    if exclude:
-        # Items the model does not know cannot be recommended anyway: skip them quietly.
-        known = [sm.ids.items[i] for i in exclude if i in sm.ids.items]
-        excluded = np.asarray(known, dtype=np.int64)
-    allowed = None
-    if category:
-        if sm.categories is None:
-            raise InvalidInputError(
-                "this model has no item metadata, so category= cannot filter; train it with "
-                "items_path set"
-            )
-        try:
-            allowed = sm.categories.mask(category)
-        except DataError as exc:
-            raise InvalidInputError(str(exc)) from None
-    return excluded, allowed
-
-
-def _items(sm: ServingModel, top: TopN) -> list[dict[str, Any]]:
-    raw = sm.model.item_ids[top.items].tolist()
-    titles = sm.titles[top.items].tolist() if sm.titles is not None else [None] * len(raw)
-    return [
-        {"rank": r + 1, "item": i, "score": round(float(s), 6), "title": t}
-        for r, (i, s, t) in enumerate(zip(raw, top.scores.tolist(), titles, strict=True))
-    ]
+    return service.active(_holder(request))
 
 
 def _split(values: list[str] | None) -> list[str] | None:
@@ -95,37 +53,6 @@ def _split(values: list[str] | None) -> list[str] | None:
     if not values:
         return None
     return [v for value in values for v in value.split(",") if v]
-
-
-def recommend_for(
-    sm: ServingModel,
-    user_id: str,
-    n: int,
-    exclude_seen: bool,
-    exclude: list[str] | None,
-    category: list[str] | None,
-) -> dict[str, Any]:
-    excluded, allowed = _filters(sm, exclude, category)
-    inner = sm.ids.users.get(user_id)
-    if inner is None:
-        top = popular(sm.model, n, exclude_items=excluded, allowed_items=allowed)
-        strategy = "popular"
-    else:
-        top = recommend(
-            sm.model,
-            inner,
-            n,
-            exclude_seen=exclude_seen,
-            exclude_items=excluded,
-            allowed_items=allowed,
-        )
-        strategy = "personalized"
-    return {
-        "user": user_id,
-        "model_version": sm.version,
-        "strategy": strategy,
-        "items": _items(sm, top),
-    }
 
 
 _QUERY_DOCS = [
@@ -186,7 +113,8 @@ def _bool_query(request: Request, name: str, default: bool) -> bool:
 @router.get(
     "/users/{user_id}/recommendations",
     response_class=FastJSON,
-    responses={200: {"model": RecommendationsOut}, **SERVING_ERRORS},
+    response_model=RecommendationsOut,
+    responses=SERVING_ERRORS,
     openapi_extra={"parameters": _QUERY_DOCS},
 )
 async def user_recommendations(request: Request, user_id: str) -> FastJSON:
@@ -200,7 +128,7 @@ async def user_recommendations(request: Request, user_id: str) -> FastJSON:
     q = request.query_params
     sm = _serving(request)
     return FastJSON(
-        recommend_for(
+        service.recommend_for(
             sm,
             user_id,
             n,
@@ -224,62 +152,45 @@ class BatchRequest(BaseModel):
 @router.post(
     "/recommendations/batch",
     response_class=FastJSON,
-    responses={200: {"model": BatchOut}, **SERVING_ERRORS},
+    response_model=BatchOut,
+    responses=SERVING_ERRORS,
 )
 async def batch_recommendations(request: Request, body: BatchRequest) -> FastJSON:
     """Top-N for up to 1,000 users in one call."""
     sm = _serving(request)
-    results = [
-        recommend_for(sm, u, body.n, body.exclude_seen, body.exclude, body.category)
-        for u in body.users
-    ]
-    return FastJSON({"model_version": sm.version, "results": results})
+    return FastJSON(
+        service.recommend_batch(
+            sm, body.users, body.n, body.exclude_seen, body.exclude, body.category
+        )
+    )
 
 
 @router.get(
     "/items/{item_id}/similar",
     response_class=FastJSON,
+    response_model=SimilarOut,
     responses={
-        200: {"model": SimilarOut},
         **SERVING_ERRORS,
         **errors(404, s404="the item is not in the active model's catalogue"),
     },
 )
 async def similar(request: Request, item_id: ItemId, n: N = 10) -> FastJSON:
     """Items most similar to this one (cosine similarity of the item factors)."""
-    sm = _serving(request)
-    inner = sm.ids.items.get(item_id)
-    if inner is None:
-        raise NotFoundError(f"item {item_id!r} is not in the catalogue of model {sm.version}")
-    top = similar_items(sm.model, inner, n)
-    return FastJSON({"item": item_id, "model_version": sm.version, "items": _items(sm, top)})
+    return FastJSON(service.similar(_serving(request), item_id, n))
 
 
 @router.get(
     "/users/{user_id}/history",
     response_class=FastJSON,
+    response_model=HistoryOut,
     responses={
-        200: {"model": HistoryOut},
         **SERVING_ERRORS,
         **errors(404, s404="the user has no history in the active model"),
     },
 )
 async def history(request: Request, user_id: UserId) -> FastJSON:
     """Items the user rated in the data the active model was trained on."""
-    sm = _serving(request)
-    inner = sm.ids.users.get(user_id)
-    if inner is None:
-        raise NotFoundError(f"user {user_id!r} has no history in model {sm.version}")
-    seen = sm.model.seen(inner)
-    raw = sm.model.item_ids[seen].tolist()
-    titles = sm.titles[seen].tolist() if sm.titles is not None else [None] * len(raw)
-    return FastJSON(
-        {
-            "user": user_id,
-            "model_version": sm.version,
-            "items": [{"item": i, "title": t} for i, t in zip(raw, titles, strict=True)],
-        }
-    )
+    return FastJSON(service.history(_serving(request), user_id))
 
 
 class WhatIfRequest(BaseModel):
@@ -296,34 +207,20 @@ class WhatIfRequest(BaseModel):
 @router.post(
     "/users/{user_id}/what-if",
     response_class=FastJSON,
-    responses={200: {"model": WhatIfOut}, **SERVING_ERRORS},
+    response_model=WhatIfOut,
+    responses=SERVING_ERRORS,
 )
 async def what_if(request: Request, user_id: UserId, body: WhatIfRequest) -> FastJSON:
     """What this user would see after these ratings: fold-in by ridge regression, no retraining."""
     sm = _serving(request)
-    existing = sm.ids.users.get(user_id)
-    try:
-        folded = fold_in(sm.model, body.ratings, reg=body.reg, existing_user=existing)
-    except DataError as exc:
-        raise InvalidInputError(str(exc)) from None
-    _, allowed = _filters(sm, None, body.category)
-    top = recommend_folded(sm.model, folded, body.n, allowed_items=allowed)
-    return FastJSON(
-        {
-            "user": user_id,
-            "model_version": sm.version,
-            "strategy": "fold-in",
-            "existing_user": existing is not None,
-            "items": _items(sm, top),
-        }
-    )
+    return FastJSON(service.what_if(sm, user_id, body.ratings, body.n, body.reg, body.category))
 
 
 class CompareRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     user: Annotated[str, Field(pattern=ID_PATTERN)]
-    versions: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]] = Field(
+    versions: list[Annotated[str, Field(pattern=VERSION_PATTERN)]] = Field(
         min_length=1, max_length=4, description="model versions (1-64 of [A-Za-z0-9._-])"
     )
     n: int = Field(default=10, ge=1, le=1000)
@@ -332,41 +229,19 @@ class CompareRequest(BaseModel):
 @router.post(
     "/scenarios/compare",
     response_class=FastJSON,
-    responses={
-        200: {"model": CompareOut},
-        **errors(
-            404,
-            409,
-            s404="an unknown model version, or a user no version knows",
-            s409="a version's artifact cannot be loaded; the message says what to do",
-        ),
-    },
+    response_model=CompareOut,
+    responses=errors(
+        404,
+        409,
+        s404="an unknown model version, or a user no version knows",
+        s409="a version's artifact cannot be loaded; the message says what to do",
+    ),
 )
 async def compare(request: Request, body: CompareRequest) -> FastJSON:
     """The user's top-N under several model versions side by side, with their overlap."""
-    holder = _holder(request)
     # A version not in memory is read from SQL and loaded from disk: off the event loop, so the
     # serving routes do not wait behind it.
-    models = {v: (await asyncio.to_thread(holder.by_version, v)).model for v in body.versions}
-    try:
-        result = compare_scenarios(models, body.user, body.n)
-    except DataError as exc:
-        raise NotFoundError(str(exc)) from None
-    return FastJSON(_plain(result))
-
-
-def _plain(obj: Any) -> Any:
-    """Frozen dataclasses to JSON-ready values."""
-    import dataclasses
-
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: _plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
-    if isinstance(obj, (list, tuple)):
-        return [_plain(v) for v in obj]
-    if isinstance(obj, dict):
-        return {str(k): _plain(v) for k, v in obj.items()}
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    return obj
+    result = await asyncio.to_thread(
+        service.compare, _holder(request), body.versions, body.user, body.n
+    )
+    return FastJSON(to_jsonable(result))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -14,10 +15,28 @@ from statsmodels.stats.proportion import proportions_ztest
 from backend.abtest.analysis import analyze
 from backend.abtest.counts import VariantCounts
 from backend.abtest.errors import AbTestInputError
-from backend.abtest.jsonsafe import assert_json_safe
+from backend.jsonable import to_jsonable
 
 A = VariantCounts("A", units=10_000, impressions=10_000, clicks=500)
 B = VariantCounts("B", units=10_000, impressions=10_000, clicks=580)
+
+
+def assert_json_safe(value: object, path: str = "$") -> None:
+    """Raise naming the first NaN/inf or non-JSON type in ``value``: only ``None``, bool, int,
+    finite float, str, and lists/dicts of those with string keys pass."""
+    if value is None or isinstance(value, bool | int | str):
+        return
+    if isinstance(value, float):
+        assert math.isfinite(value), f"{path} is {value!r}, which JSON cannot carry"
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            assert isinstance(key, str), f"{path} has a non-string key {key!r}"
+            assert_json_safe(item, f"{path}.{key}")
+        return
+    assert isinstance(value, list), f"{path} has type {type(value).__name__}, which is not JSON"
+    for index, item in enumerate(value):
+        assert_json_safe(item, f"{path}[{index}]")
 
 
 def test_two_variant_analysis_wires_every_statistic() -> None:
@@ -28,12 +47,12 @@ def test_two_variant_analysis_wires_every_statistic() -> None:
     (comparison,) = result.comparisons
     z, p = proportions_ztest([580, 500], [10_000, 10_000])
     assert comparison.primary_test == "z"
-    assert comparison.z_test.statistic == pytest.approx(z, abs=1e-9)
+    assert comparison.tests.z.statistic == pytest.approx(z, abs=1e-9)
     assert comparison.p_value == pytest.approx(p, abs=1e-9)
     assert comparison.p_value_adjusted == comparison.p_value
-    assert comparison.difference == pytest.approx(0.008)
+    assert comparison.difference.estimate == pytest.approx(0.008)
     assert comparison.decision == "treatment_better" and comparison.significant is True
-    assert comparison.fisher is None
+    assert comparison.tests.fisher is None
     assert comparison.bayes.prob_treatment_beats_control > 0.99
     assert result.srm.mismatch is False
     assert result.verdict.startswith("B beats A: +0.8 pp CTR (95% CI ")
@@ -46,18 +65,18 @@ def test_fisher_decides_when_expected_counts_are_small() -> None:
     )
     (comparison,) = result.comparisons
     assert comparison.min_expected_count < 5
-    assert comparison.primary_test == "fisher" and comparison.fisher is not None
-    assert comparison.p_value == comparison.fisher.p_value
+    assert comparison.primary_test == "fisher" and comparison.tests.fisher is not None
+    assert comparison.p_value == comparison.tests.fisher.p_value
     assert "Fisher's exact test" in result.verdict
 
 
 def test_fisher_and_yates_on_request() -> None:
     result = analyze([A, B], control="A", fisher=True, yates=True)
     (comparison,) = result.comparisons
-    assert comparison.fisher is not None and comparison.fisher.p_value is not None
+    assert comparison.tests.fisher is not None and comparison.tests.fisher.p_value is not None
     assert comparison.primary_test == "chi_square"
-    assert comparison.chi_square.details["yates"] is True
-    assert comparison.p_value == comparison.chi_square.p_value
+    assert comparison.tests.chi_square.yates is True
+    assert comparison.p_value == comparison.tests.chi_square.p_value
 
 
 def test_several_treatments_are_holm_adjusted() -> None:
@@ -109,7 +128,7 @@ def test_thin_data_is_flagged_not_raised(counts: list[VariantCounts], reason: st
     assert result.status == "not_enough_data"
     assert any(reason in r for r in result.reasons)
     assert result.verdict.startswith("Not enough data: ")
-    assert_json_safe(result.to_dict())
+    assert_json_safe(to_jsonable(result))
 
 
 def test_single_variant_has_no_comparisons() -> None:
@@ -162,7 +181,7 @@ def test_monte_carlo_and_prior_reach_the_result() -> None:
     assert bayes.prior.alpha == 2 and bayes.monte_carlo is not None
     assert bayes.monte_carlo.seed == 11
     again = analyze([A, B], control="A", mc_samples=20_000, seed=11, prior=(2, 40))
-    assert again.to_dict() == result.to_dict()
+    assert to_jsonable(again) == to_jsonable(result)
 
 
 def _has_no_nan(value: object) -> bool:
@@ -170,8 +189,28 @@ def _has_no_nan(value: object) -> bool:
     return "NaN" not in text and "Infinity" not in text
 
 
-def test_to_dict_shape() -> None:
-    data = analyze([A, B], control="A").to_dict()
+def _raw_floats_are_finite(value: object) -> bool:
+    """Every float in the result itself, before any conversion to JSON, is finite.
+
+    The core reports an undefined figure as ``None`` with a reason; a NaN left in a field would be
+    hidden by the JSON conversion (which turns it into ``null`` without a reason), so the
+    dataclasses are walked as they are.
+    """
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return all(
+            _raw_floats_are_finite(getattr(value, f.name)) for f in dataclasses.fields(value)
+        )
+    if isinstance(value, dict):
+        return all(_raw_floats_are_finite(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return all(_raw_floats_are_finite(v) for v in value)
+    return True
+
+
+def test_json_shape() -> None:
+    data = to_jsonable(analyze([A, B], control="A"))
     assert set(data) == {
         "status",
         "reasons",
@@ -213,14 +252,15 @@ variant_counts = st.integers(0, 3000).flatmap(
     st.sampled_from(["user", "impression"]),
     st.booleans(),
 )
-def test_to_dict_is_json_safe_for_any_valid_counts(
+def test_json_is_safe_for_any_valid_counts(
     rows: list[tuple[int, int, int]], unit: str, yates: bool
 ) -> None:
     counts = [VariantCounts(f"V{i}", *row) for i, row in enumerate(rows)]
     result = analyze(counts, control="V0", unit=unit, yates=yates, fisher=True)  # type: ignore[arg-type]
-    data = result.to_dict()
+    data = to_jsonable(result)
     assert_json_safe(data)
     assert _has_no_nan(data)
+    assert _raw_floats_are_finite(result)
     assert result.status in ("ok", "not_enough_data") and result.verdict
 
 
@@ -230,15 +270,16 @@ def test_swapping_control_and_treatment(a: tuple[int, int, int], b: tuple[int, i
     x, y = VariantCounts("X", *a), VariantCounts("Y", *b)
     forward = analyze([x, y], control="X", min_units=1).comparisons[0]
     backward = analyze([x, y], control="Y", min_units=1).comparisons[0]
-    assert forward.difference is not None and backward.difference is not None
-    assert forward.difference == -backward.difference
+    f_diff, b_diff = forward.difference.estimate, backward.difference.estimate
+    assert f_diff is not None and b_diff is not None
+    assert f_diff == -b_diff
     assert forward.primary_test == backward.primary_test
     if forward.p_value is None:
         assert backward.p_value is None
     else:
         assert backward.p_value is not None
         assert math.isclose(forward.p_value, backward.p_value, rel_tol=1e-9, abs_tol=1e-15)
-    f_ci, b_ci = forward.difference_interval, backward.difference_interval
+    f_ci, b_ci = forward.difference.ci, backward.difference.ci
     assert f_ci.low == pytest.approx(-b_ci.high) and f_ci.high == pytest.approx(-b_ci.low)  # type: ignore[operator]
 
 
@@ -275,6 +316,6 @@ def test_numpy_numbers_are_accepted_and_leave_as_plain_json() -> None:
         mc_samples=10,
         expected_split={"A": np.float64(1.0), "B": np.int64(1)},  # type: ignore[dict-item]
     )
-    json.dumps(result.to_dict(), allow_nan=False)
+    json.dumps(to_jsonable(result), allow_nan=False)
     with pytest.raises(AbTestInputError, match="seed must be a non-negative integer"):
         analyze([A, B], control="A", seed=-1)

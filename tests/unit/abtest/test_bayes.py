@@ -7,7 +7,13 @@ import pytest
 from scipy import integrate
 from scipy.stats import beta
 
-from backend.abtest.bayes import BetaPrior, bayes_compare, expected_loss, prob_greater
+from backend.abtest.bayes import (
+    BetaPosterior,
+    BetaPrior,
+    bayes_compare,
+    expected_loss,
+    prob_greater,
+)
 from backend.abtest.errors import AbTestInputError
 
 POSTERIORS = [
@@ -115,7 +121,7 @@ def test_no_data_gives_the_prior_answer() -> None:
     result = bayes_compare(0, 0, 0, 0)
     assert result.prob_treatment_beats_control == pytest.approx(0.5)
     assert result.expected_loss_treatment == pytest.approx(1 / 6)
-    assert result.posterior_treatment == (1.0, 1.0)
+    assert result.posterior_treatment == BetaPosterior(1.0, 1.0)
 
 
 @pytest.mark.parametrize("bad", [(0, 1), (1, -2), (float("inf"), 1), (True, 1), ("1", 1)])

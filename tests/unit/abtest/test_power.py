@@ -15,6 +15,7 @@ from backend.abtest.power import (
     plan_sample_size,
     power_analysis,
 )
+from backend.jsonable import to_jsonable
 
 SM = NormalIndPower()
 
@@ -118,7 +119,7 @@ def test_plan_uses_bonferroni_over_treatments() -> None:
     )
     assert plan.units_control_exact == pytest.approx(expected, rel=1e-9)
     assert plan.units_total == 4 * plan.units_control
-    assert plan.to_dict()["n_variants"] == 4
+    assert to_jsonable(plan)["n_variants"] == 4
 
 
 @pytest.mark.parametrize(

@@ -92,20 +92,20 @@ def test_relative_lift_matches_statsmodels_log_ratio(pair: tuple[int, int, int, 
     low, high = confint_proportions_2indep(xt, nt, xc, nc, method="log", compare="ratio")
     lift = relative_lift(xt, nt, xc, nc)
     assert lift.estimate == pytest.approx((xt / nt) / (xc / nc) - 1, abs=1e-12)
-    assert lift.interval.low == pytest.approx(low - 1, abs=1e-9)
-    assert lift.interval.high == pytest.approx(high - 1, abs=1e-9)
+    assert lift.ci.low == pytest.approx(low - 1, abs=1e-9)
+    assert lift.ci.high == pytest.approx(high - 1, abs=1e-9)
 
 
 def test_relative_lift_with_zero_control_ctr_is_none_with_reason() -> None:
     lift = relative_lift(5, 100, 0, 100)
-    assert lift.estimate is None and lift.interval.low is None
+    assert lift.estimate is None and lift.ci.low is None
     assert lift.reason is not None and "control CTR is zero" in lift.reason
 
 
 def test_relative_lift_with_zero_treatment_ctr_is_minus_one_without_interval() -> None:
     lift = relative_lift(0, 100, 5, 100)
     assert lift.estimate == -1.0
-    assert lift.interval.low is None and lift.interval.reason is not None
+    assert lift.ci.low is None and lift.ci.reason is not None
 
 
 def test_z_critical_and_bad_alpha() -> None:

@@ -61,7 +61,7 @@ def test_chi_square_matches_the_textbook_formula(
     result = chi_square_test(*table, yates=yates)
     assert result.statistic == pytest.approx(stat, abs=1e-9)
     assert result.p_value == pytest.approx(p, abs=1e-9)
-    assert result.details["yates"] is yates
+    assert result.yates is yates
 
 
 @pytest.mark.parametrize("table", TABLES)

@@ -7,6 +7,7 @@ from scipy.stats import chi2
 
 from backend.abtest.errors import AbTestInputError
 from backend.abtest.srm import normalise_split, srm_check
+from backend.jsonable import to_jsonable
 
 
 def _by_hand(observed: list[int], shares: list[float]) -> tuple[float, float]:
@@ -40,7 +41,7 @@ def test_undefined_cases() -> None:
     assert srm_check({"A": 10}).reason == "only one variant, so there is no split to check"
     empty = srm_check({"A": 0, "B": 0})
     assert empty.mismatch is None and empty.reason == "no units in any variant"
-    assert empty.to_dict()["p_value"] is None
+    assert to_jsonable(empty)["p_value"] is None
 
 
 @pytest.mark.parametrize(

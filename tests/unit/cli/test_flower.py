@@ -79,10 +79,12 @@ def test_the_command_fails_with_one_line_in_production_without_auth(tmp_path: Pa
         [sys.executable, "-m", "backend.cli", "flower"],
         env=env, capture_output=True, text=True, timeout=60, cwd=tmp_path,
     )  # fmt: skip
-    assert out.returncode == 1
-    assert "RECFLOW_ENV=production needs Flower's authentication" in out.stderr
+    # A configuration the command refuses is a usage error, as invalid settings are (exit 2).
+    assert out.returncode == 2
+    assert out.stderr.startswith("error: RECFLOW_ENV=production needs Flower's authentication")
+    assert out.stderr.count("\n") == 1
     assert "Traceback" not in out.stderr
-    # Without API keys the settings refuse first, in one line per error, with no traceback.
+    # Without API keys the settings refuse first, on one line, with no traceback.
     env.pop("RECFLOW_API_KEYS")
     out = subprocess.run(
         [sys.executable, "-m", "backend.cli", "flower"],

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
 from celery import Celery
 
 from backend.config import Settings
 from backend.db.session import get_sessionmaker, session_scope
+from backend.errors import InvalidInputError
 from backend.jobs import service, supervisor
+from backend.jobs.kind import installed
 from tests.unit.jobs.conftest import ago, full_row, new_job, queued_messages, row
 
 ECHO = {"message": "m"}
@@ -67,3 +72,42 @@ def test_cancel_of_a_live_running_job_asks_it_to_stop(settings: Settings, celery
         s.commit()
     assert job.state == "running" and job.cancel_requested
     assert full_row(settings, job_id).message == "cancel requested; stopping at the next checkpoint"
+
+
+def test_pages_walk_every_job_newest_first(settings: Settings) -> None:
+    ids = [new_job(settings) for _ in range(5)]
+    new_job(settings, state="succeeded")
+    seen: list[int] = []
+    cursor = None
+    with session_scope(settings.sqlalchemy_url) as s:
+        while True:
+            page = service.page(s, state="queued", limit=2, cursor=cursor)
+            seen += [j.id for j in page.items]
+            assert all(j.stages == [] for j in page.items)  # a listing carries no stages
+            if page.next_cursor is None:
+                break
+            cursor = page.next_cursor
+    assert seen == ids[::-1]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "needle"),
+    [
+        ({"kind": "nope"}, "unknown job kind 'nope'; known kinds: "),
+        ({"cursor": "garbage!"}, "cursor is not valid"),
+        ({"cursor": service.encode_cursor(2**31)}, "cursor is not valid"),  # beyond the ids
+        ({"cursor": service.encode_cursor(0)}, "cursor is not valid"),
+    ],
+)
+def test_a_bad_kind_or_cursor_is_invalid_input(
+    settings: Settings, kwargs: dict[str, Any], needle: str
+) -> None:
+    with session_scope(settings.sqlalchemy_url) as s, pytest.raises(InvalidInputError) as caught:
+        service.page(s, **kwargs)
+    assert needle in caught.value.message
+
+
+def test_kinds_are_the_installed_catalog_with_their_params_schema() -> None:
+    kinds = {k.name: k for k in service.kinds()}
+    assert set(kinds) == set(installed().names())
+    assert "sleep_s" in kinds["echo"].params_schema["properties"]

@@ -1,4 +1,4 @@
-"""The monitor's batch processing without a broker: bad records, skew, redelivery, snapshot."""
+"""The monitor without a broker: its snapshot, in the shape readers get it."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ from typing import Any
 import orjson
 from aiokafka import TopicPartition
 
-from backend.monitoring.consumer import Monitor, MonitorOptions, Record
+from backend.monitoring.consumer import Monitor, MonitorOptions
+from backend.monitoring.ledger import Record
+from backend.monitoring.published import PartitionLag
 from backend.monitoring.snapshots import MemorySnapshotStore
 
 NOW = 1_700_000_000_000
@@ -27,38 +29,6 @@ def monitor() -> Monitor:
     )
 
 
-def test_bad_records_are_counted_by_reason_and_skipped() -> None:
-    m = monitor()
-    values: list[bytes | None] = [
-        raw(),
-        b"{not json",
-        None,  # a tombstone
-        raw(experiment=None, variant=None, type="impression"),  # no experiment: counted
-        raw(variant=None),  # experiment without variant: the contract rejects it
-        raw(ts=NOW + 10 * 60_000),  # from the future beyond the allowed skew
-        raw(ts=NOW + 60_000),  # ahead, but within the skew: counted now
-        raw(ts=NOW - 2 * 3600_000),  # older than the longest window: late
-    ]
-    commit = m.process({TP: [Record(i, v) for i, v in enumerate(values)]}, NOW)
-    assert commit == {TP: 8}
-    t = m.totals
-    assert (t.consumed, t.valid, t.invalid) == (8, 4, 4)
-    assert t.invalid_by_reason == {"not_json": 2, "missing_field": 1, "ts_too_far_future": 1}
-    assert (t.counted, t.future, t.late, t.without_experiment) == (3, 1, 1, 1)
-    s = m.windows.summary(60)
-    assert s.events_by_type == {"click": 2, "impression": 1}
-    assert [(v.variant, v.impressions, v.clicks) for v in s.variants] == [("A", 0, 2)]
-
-
-def test_records_already_counted_are_skipped_when_redelivered() -> None:
-    m = monitor()
-    m.process({TP: [Record(0, raw()), Record(1, raw())]}, NOW)
-    commit = m.process({TP: [Record(1, raw()), Record(2, raw())]}, NOW)
-    assert commit == {TP: 3}
-    assert (m.totals.consumed, m.totals.redelivered_skipped) == (3, 1)
-    assert m.windows.summary(60).events == 3
-
-
 def test_snapshot_is_json_and_carries_state_windows_and_alert_conditions() -> None:
     m = monitor()
     m.process({TP: [Record(0, raw(type="impression")), Record(1, raw())]}, NOW)
@@ -69,3 +39,28 @@ def test_snapshot_is_json_and_carries_state_windows_and_alert_conditions() -> No
     assert snap["windows"]["1m"]["variants"][0]["ctr"] == 1.0
     rules = {c.rule for c in m.conditions(snap)}
     assert rules == {"ctr_drop", "lag", "no_events"}
+
+
+def test_snapshot_lists_lag_per_partition_open_alerts_and_sorted_reasons() -> None:
+    m = monitor()
+    m.process({TP: [Record(0, b"{bad"), Record(1, raw(variant=None)), Record(2, None)]}, NOW)
+    m.lag = {
+        1: PartitionLag(partition=1, position=6, committed=None, end=6, lag=0),
+        0: PartitionLag(partition=0, position=10, committed=5, end=12, lag=2),
+    }
+    m.lag_total = 2
+    m.book.opened(("ctr_drop", (("experiment", "home"), ("variant", "B"))), 4)
+    snap = m.snapshot(NOW)
+    assert snap["lag"] == {
+        "total": 2,
+        "error": None,
+        "partitions": [
+            {"partition": 0, "position": 10, "committed": 5, "end": 12, "lag": 2},
+            {"partition": 1, "position": 6, "committed": None, "end": 6, "lag": 0},
+        ],
+    }
+    assert snap["alerts_open"] == [
+        {"id": 4, "rule": "ctr_drop", "labels": {"experiment": "home", "variant": "B"}}
+    ]
+    assert list(snap["totals"]["invalid_by_reason"]) == ["missing_field", "not_json"]
+    assert list(snap["totals"])[:3] == ["consumed", "valid", "invalid"]

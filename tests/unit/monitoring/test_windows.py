@@ -7,10 +7,12 @@ from collections import Counter
 
 import pytest
 
+from backend.jsonable import to_jsonable
 from backend.monitoring.validation import Counted
 from backend.monitoring.windows import (
     LATENCY_EDGES_S,
     SlidingWindows,
+    TopItem,
     histogram_quantile,
     latency_bin,
     window_name,
@@ -53,7 +55,17 @@ def test_counts_ctr_users_and_top_items_in_every_window() -> None:
         assert s.distinct_users == 4
         by = {(v.experiment, v.variant): (v.impressions, v.clicks, v.ctr) for v in s.variants}
         assert by == {("home", "A"): (2, 1, 0.5), ("home", "B"): (1, 0, 0.0)}
-        assert s.top_items == (("i1", 1),)
+        assert s.top_items == (TopItem("i1", 1),)
+    data = to_jsonable(w.summary(60))
+    assert data["top_items"] == [{"item": "i1", "clicks": 1}]
+    assert data["variants"][0] == {
+        "experiment": "home",
+        "variant": "A",
+        "impressions": 2,
+        "clicks": 1,
+        "ctr": 0.5,
+    }
+    assert (data["coverage_s"], data["complete"]) == (11, False)
 
 
 def test_events_leave_the_short_window_first_and_are_dropped_after_the_longest() -> None:
@@ -176,7 +188,7 @@ def test_incremental_windows_equal_a_recount_from_scratch(seed: int) -> None:
             users = {e.user for s, e in kept if s > now_s - span}
             assert got.distinct_users == len(users)
             clicks = Counter(e.item for e in inside if e.type == "click")
-            assert dict(got.top_items) == dict(clicks.most_common(10))
+            assert {t.item: t.clicks for t in got.top_items} == dict(clicks.most_common(10))
             imp = Counter((e.experiment, e.variant) for e in inside if e.type == "impression")
             clk = Counter((e.experiment, e.variant) for e in inside if e.type == "click")
             want = {k: (imp[k], clk[k]) for k in set(imp) | set(clk) if k[0] is not None}

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from backend.jsonable import to_jsonable
 from backend.lake import layout
 from backend.lake import readers as lake
 from backend.pipeline.compact import compact
@@ -46,4 +47,14 @@ def test_uncommitted_batch_directories_are_left_alone(tmp_path: Path) -> None:
 def test_compaction_is_a_no_op_when_already_compact(tmp_path: Path) -> None:
     write_batch(tmp_path, 0, [event("a", "u", "i", "click", T0)])
     result = compact(tmp_path, target_file_mb=64)
-    assert (result.files_before, result.files_after, result.partitions) == (1, 1, ())
+    assert (result.files_before, result.files_after, result.partitions_rewritten) == (1, 1, 0)
+
+
+def test_the_result_is_three_counts_in_json(tmp_path: Path) -> None:
+    for b in range(3):
+        write_batch(tmp_path, b, [event(f"e{b}", "u", "i", "click", T0)])
+    assert to_jsonable(compact(tmp_path, target_file_mb=64)) == {
+        "files_before": 3,
+        "files_after": 1,
+        "partitions_rewritten": 1,
+    }

@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from backend.jsonable import to_jsonable
 from backend.lake import layout
 from backend.lake import readers as lake
 from backend.pipeline import native
@@ -27,7 +28,7 @@ from backend.pipeline.ingest import (
     run_ingest,
     stamp_batch,
 )
-from backend.pipeline.ingest import _BatchWriter as BatchWriter
+from backend.pipeline.ingest.writer import BatchWriter
 from backend.pipeline.sources import DirSource
 from backend.pipeline.validation import canonical_pattern, with_validation
 from backend.streaming.events import (
@@ -36,8 +37,8 @@ from backend.streaming.events import (
     ValidationRules,
     encode_event,
     now_ms,
-    validate_event,
 )
+from backend.streaming.validation import validate_event
 from tests.unit.streaming.event_cases import DAY_MS, RULES, cases
 
 pytestmark = pytest.mark.spark
@@ -477,7 +478,7 @@ def test_a_transient_source_failure_restarts_the_query_and_counts_each_batch_onc
     result = run_ingest(spark, opts)
     assert failed == [1]
     assert result.restarts == 1
-    assert result.to_dict()["restarts"] == 1
+    assert to_jsonable(result.summary)["restarts"] == 1
     assert [(b.batch_id, b.replayed) for b in result.batch_stats] == [
         (0, False),
         (1, True),

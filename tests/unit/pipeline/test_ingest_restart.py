@@ -10,15 +10,9 @@ from typing import Any
 
 import pytest
 
-from backend.pipeline import ingest
-from backend.pipeline.ingest import (
-    BatchStats,
-    IngestError,
-    IngestOptions,
-    IngestResult,
-    failure_text,
-    is_transient_source_error,
-)
+from backend.jsonable import to_jsonable
+from backend.pipeline.ingest import BatchStats, IngestError, IngestOptions, IngestResult, failures
+from backend.pipeline.ingest.failures import failure_text, is_transient_source_error
 from backend.pipeline.sources import KafkaSource, SourceUnavailableError
 
 # What Spark 4.2 reports when the broker goes away while it plans a micro-batch (the offset
@@ -133,9 +127,23 @@ def test_a_batch_run_twice_is_counted_once() -> None:
     assert result.batch_stats[1].replayed
     assert (result.batches, result.rows_in, result.valid, result.duplicates) == (3, 44, 35, 3)
     assert result.quarantined == {"not_json": 6}
-    summary = result.to_dict()
+    summary = to_jsonable(result.summary)
     assert summary["restarts"] == 1
     assert summary["quarantined_total"] == 6
+    # The job's result: the totals without the per-batch details.
+    assert summary == {
+        "source": "kafka-x",
+        "query_id": "q",
+        "rows_in": 44,
+        "valid": 35,
+        "quarantined": {"not_json": 6},
+        "quarantined_total": 6,
+        "duplicates": 3,
+        "batches": 3,
+        "restarts": 1,
+        "duration_s": 2.0,
+        "events_per_s": 22.0,
+    }
 
 
 def options(tmp_path: Path, **kwargs: Any) -> IngestOptions:
@@ -157,9 +165,9 @@ def test_waiting_for_the_source_retries_until_it_is_back(
         if len(calls) < 3:
             raise SourceUnavailableError("still down")
 
-    monkeypatch.setattr(ingest, "check_source", check)
+    monkeypatch.setattr(failures, "check_source", check)
     opts = options(tmp_path, restart_backoff_s=0.05, source_wait_s=10)
-    assert ingest._await_source(opts, 1, None, RuntimeError("failed"))
+    assert failures.await_source(opts, 1, None, RuntimeError("failed"))
     assert len(calls) == 3
     # The pause doubles: 0.05 s, then 0.1 s, then 0.2 s.
     assert calls[2] - calls[1] >= 0.15
@@ -169,7 +177,7 @@ def test_a_source_that_stays_down_ends_the_run(tmp_path: Path) -> None:
     opts = options(tmp_path, restart_backoff_s=0.05, source_wait_s=0.5)
     started = time.monotonic()
     with pytest.raises(IngestError, match=r"did not come back within 0.5 s.*127\.0\.0\.1:1"):
-        ingest._await_source(opts, 1, None, RuntimeError("failed"))
+        failures.await_source(opts, 1, None, RuntimeError("failed"))
     assert time.monotonic() - started < 20
 
 
@@ -178,5 +186,5 @@ def test_a_stop_while_waiting_for_the_source_ends_the_wait(tmp_path: Path) -> No
     stop.set()
     opts = replace(options(tmp_path), restart_backoff_s=30)
     started = time.monotonic()
-    assert not ingest._await_source(opts, 1, stop, RuntimeError("failed"))
+    assert not failures.await_source(opts, 1, stop, RuntimeError("failed"))
     assert time.monotonic() - started < 1

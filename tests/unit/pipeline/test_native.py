@@ -26,8 +26,8 @@ from backend.streaming.events import (
     Event,
     Rejected,
     encode_event,
-    validate_event,
 )
+from backend.streaming.validation import validate_event
 from tests.unit.streaming.event_cases import DAY_MS, RULES
 
 NOW = 1_700_000_000_000

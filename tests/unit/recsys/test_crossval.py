@@ -1,4 +1,4 @@
-"""k-fold validation: agreement with surprise, parallel == sequential, MPE edge cases."""
+"""k-fold cross-validation: agreement with surprise, parallel == sequential, MPE edge cases."""
 
 from __future__ import annotations
 

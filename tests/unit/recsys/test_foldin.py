@@ -8,16 +8,16 @@ import numpy as np
 import pytest
 from surprise import SVD, BaselineOnly, Dataset, Reader, Trainset
 
-from backend.recsys.foldin import FoldIn, fold_in, recommend_folded
-from backend.recsys.model import FactorModel
-from backend.recsys.surprise_adapter import factor_model_from_surprise
-from backend.recsys.topn import (
+from backend.recsys.errors import (
     InvalidParameterError,
     InvalidRatingsError,
     UnknownItemError,
     UnknownUserError,
-    recommend,
 )
+from backend.recsys.foldin import FoldIn, fold_in, recommend_folded
+from backend.recsys.model import FactorModel
+from backend.recsys.surprise_adapter import factor_model_from_surprise
+from backend.recsys.topn import recommend
 
 
 @pytest.fixture(scope="module")

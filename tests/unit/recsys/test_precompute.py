@@ -11,10 +11,11 @@ import pyarrow.parquet as pq
 import pytest
 from surprise import SVD, Dataset, Reader
 
+from backend.recsys.errors import InvalidParameterError
 from backend.recsys.model import FactorModel
 from backend.recsys.precompute import PARQUET_NAME, precompute_topn, redis_key
 from backend.recsys.surprise_adapter import factor_model_from_surprise
-from backend.recsys.topn import InvalidParameterError, recommend
+from backend.recsys.topn import recommend
 
 
 @pytest.fixture(scope="module")

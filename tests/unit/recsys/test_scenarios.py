@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from backend.recsys.errors import InvalidParameterError, UnknownUserError
 from backend.recsys.model import FactorModel
 from backend.recsys.scenarios import ScenarioComparison, compare_scenarios, overlap
-from backend.recsys.topn import InvalidParameterError, UnknownUserError, recommend
+from backend.recsys.topn import recommend
 
 
 def _model(item_ids: list[str], item_bias: list[float], users: list[str]) -> FactorModel:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from backend.recsys.errors import InvalidParameterError, UnknownItemError
 from backend.recsys.model import FactorModel
 from backend.recsys.similar import SimilarityIndex, similar_items, similarity_index
-from backend.recsys.topn import InvalidParameterError, UnknownItemError
 
 
 def _model(item_factors: np.ndarray) -> FactorModel:

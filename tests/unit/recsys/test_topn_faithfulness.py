@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 from surprise import SVD, Dataset, Reader
 
+from backend.recsys.batch import recommend_many
 from backend.recsys.surprise_adapter import factor_model_from_surprise
-from backend.recsys.topn import recommend, recommend_many
+from backend.recsys.topn import recommend
 
 
 @pytest.mark.slow

@@ -188,3 +188,13 @@ def check_thousands_of_runs(settings: Settings, n: int = 5000) -> dict[str, floa
     assert_report_matches(report, expected_stats(settings, kind="train", last=10_000))
     assert html.count('data-chart="') == 2
     return {"insert_s": insert_s, "report_s": report_s, "render_s": render_s}
+
+
+def check_outliers_are_counted_and_listed(settings: Settings) -> None:
+    """One run far outside Tukey's fences is the stage's only outlier, named by its job."""
+    durations = [1.0, 2.0, 2.0, 3.0, 3.0, 3.0, 4.0, 4.0, 5.0, 30.0]
+    ids = insert_runs(settings, "validate", [{"fit": d} for d in durations])
+    report = report_of(settings, kind="validate")
+    [fit] = [s for s in report["kinds"][0]["stages"] if s["stage"] == "fit"]
+    assert fit["outliers"]["count"] == 1
+    assert fit["outliers"]["runs"] == [{"job_id": ids[-1], "duration_s": 30.0}]

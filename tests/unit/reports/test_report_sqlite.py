@@ -31,3 +31,7 @@ def test_thousands_of_runs(settings: Settings, capsys: pytest.CaptureFixture[str
     timing = cases.check_thousands_of_runs(settings)
     with capsys.disabled():
         print("\nreport over 5000 runs x 4 stages (sqlite):", json.dumps(timing))
+
+
+def test_outliers_are_counted_and_listed(settings: Settings) -> None:
+    cases.check_outliers_are_counted_and_listed(settings)

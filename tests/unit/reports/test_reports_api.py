@@ -145,6 +145,6 @@ def test_cli_prints_and_writes(
         body = json.loads(res.stdout)
         assert body["runs"] == 5 and body["report_id"] >= 1
         res = runner.invoke(app, ["pipeline", "--last", "0"])
-        assert res.exit_code == 1 and "last" in res.output
+        assert res.exit_code == 2 and "last" in res.output
     finally:
         get_settings.cache_clear()

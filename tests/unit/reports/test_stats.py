@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from backend.jsonable import to_jsonable
 from backend.reports.regression import check_regression
 from backend.reports.stats import (
     box,
@@ -53,7 +54,8 @@ def test_box_whiskers_and_outliers() -> None:
     b = box(data, q1, med, q3)
     low, high = tukey_fences(q1, q3)
     assert (low, high) == (q1 - 1.5 * (q3 - q1), q3 + 1.5 * (q3 - q1))
-    assert b.outliers == (30.0,) and b.whisker_high == 5.0 and b.whisker_low == 1.0
+    assert low < 5.0 and high < 30.0  # 30 is outside, counted by the report (test_report_sqlite)
+    assert b.whisker_high_s == 5.0 and b.whisker_low_s == 1.0
 
 
 def test_regression_rule() -> None:
@@ -69,3 +71,20 @@ def test_regression_rule() -> None:
     assert check_regression([1.0] * 12, recent=10, factor=1.5, min_trailing=2).status == "ok"
     zero = check_regression([0.0] * 10 + [0.5] * 10, recent=10, factor=1.5)
     assert zero.flagged and zero.ratio is None
+
+
+def test_the_stored_forms_of_a_box_and_a_regression_check() -> None:
+    """A stored report carries these keys, in this order; older reports are read back as is."""
+    assert to_jsonable(box([1.0, 2.0, 3.0], 1.5, 2.0, 2.5)) == {
+        "q1_s": 1.5,
+        "median_s": 2.0,
+        "q3_s": 2.5,
+        "whisker_low_s": 1.0,
+        "whisker_high_s": 3.0,
+    }
+    check = to_jsonable(check_regression([1.0] * 10 + [1.6] * 10, recent=10, factor=1.5))
+    assert list(check) == [
+        "status", "flagged", "recent_runs", "trailing_runs", "recent_median_s",
+        "trailing_median_s", "ratio", "factor", "reason",
+    ]  # fmt: skip
+    assert check["status"] == "regressed" and check["ratio"] == pytest.approx(1.6)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -151,3 +152,25 @@ def test_job_results_name_files_relative_to_the_data_dir(settings: Settings) -> 
     assert not Path(parquet).is_absolute() and (settings.data_dir / parquet).exists()
     root = str(settings.data_dir.resolve())
     assert root not in str(trained["result"]) and root not in str(job["result"])
+
+
+def test_compare_names_what_it_cannot_find(settings: Settings, client: TestClient) -> None:
+    train(settings, version="v1", activate="always")
+    train(settings, version="v2", activate="never", model={"params": {"n_epochs": 2}})
+    r = client.post("/api/v1/scenarios/compare", json={"user": "nobody", "versions": ["v1", "v2"]})
+    assert r.status_code == 404 and "'nobody' is in none of the models" in r.json()["error"]
+    r = client.post("/api/v1/scenarios/compare", json={"user": "u1", "versions": ["v1", "v9"]})
+    assert r.status_code == 404 and "'v9' not found" in r.json()["error"]
+
+
+def test_item_metadata_outside_the_manifest_is_not_served(
+    settings: Settings, client: TestClient
+) -> None:
+    train(settings, version="v1", activate="always")
+    forged = [{"item": f"i{k}", "title": "Forged", "genres": ["Comedy"]} for k in range(200)]
+    (settings.models_dir / "v1" / "items.json").write_text(json.dumps(forged))
+    client.app.state.models.refresh()  # type: ignore[attr-defined]
+    r = client.get("/api/v1/users/u1/recommendations")
+    assert r.status_code == 200 and {i["title"] for i in r.json()["items"]} == {None}
+    r = client.get("/api/v1/users/u1/recommendations", params={"category": "Comedy"})
+    assert r.status_code == 422 and "no item metadata" in r.json()["error"]

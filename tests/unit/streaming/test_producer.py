@@ -4,11 +4,12 @@ import asyncio
 import itertools
 import json
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from backend.streaming.events import Event, validate_event
+from backend.streaming.events import Event
 from backend.streaming.producer import (
     DirSink,
     KafkaSink,
@@ -18,6 +19,7 @@ from backend.streaming.producer import (
     produce_sync,
 )
 from backend.streaming.simulator import TrafficSpec, simulate_traffic
+from backend.streaming.validation import validate_event
 
 
 def test_dir_sink_writes_whole_jsonl_files(tmp_path: Path) -> None:
@@ -75,6 +77,31 @@ def test_counts_expected_reasons_and_duplicates(tmp_path: Path) -> None:
     assert sum(result.expected.values()) == 3000
     assert result.expected["valid"] == sum(1 for o in out if o.expected_reason is None)
     assert result.duplicates == sum(o.duplicate for o in out)
+
+
+def test_counts_valid_events_per_variant_and_type(tmp_path: Path) -> None:
+    spec = TrafficSpec(seed=4, malformed_fraction=0.1, duplicate_fraction=0.1)
+    out = list(itertools.islice(simulate_traffic(spec), 3000))
+    result = produce_sync(out, DirSink(tmp_path))
+    expected: dict[str, Counter[str]] = {}
+    for o in out:
+        event = validate_event(o.value)
+        if isinstance(event, Event) and event.variant and not o.duplicate:
+            expected.setdefault(event.variant, Counter())[event.type] += 1
+    assert result.variants == expected
+    assert set(expected) == {"A", "B"} and sum(result.expected.values()) == 3000
+
+
+def test_a_stop_event_ends_an_endless_stream(tmp_path: Path) -> None:
+    async def run() -> int:
+        stop = asyncio.Event()
+        asyncio.get_running_loop().call_later(0.3, stop.set)
+        result = await produce(
+            simulate_traffic(TrafficSpec(seed=1)), DirSink(tmp_path), rate=1000, stop=stop
+        )
+        return result.sent
+
+    assert 0 < asyncio.run(run()) < 1000
 
 
 def test_kafka_sink_fails_fast_when_no_broker() -> None:
