@@ -213,8 +213,41 @@ class Settings(BaseSettings):
     monitor_alert_lag_max: int = Field(default=10_000, ge=0)
     monitor_alert_idle_s: float = Field(default=60.0, gt=0)
 
-    # Serving: how often each API process checks which model version is active.
+    # Serving: how often each API process checks which model version is active, which
+    # experiment runs and whether the items catalogue changed.
     serving_refresh_s: float = Field(default=2.0, gt=0)
+    # Precomputed top-N lists (the simulate job, mode=precompute with to_redis, writes them under
+    # topn_key_prefix): with serving_precomputed on (and redis_url set), the recommendation route
+    # answers from a user's list when it was computed for the model that answers, at most
+    # serving_precomputed_max_age_s ago, is long enough and the request has no exclude or
+    # category filter; otherwise it computes. Off by default: on this machine a Redis round
+    # trip costs more than computing the answer in memory (bench/serve.py, rps_precomputed).
+    # A Redis read slower than serving_precomputed_timeout_s, or failing, falls back to
+    # computing, and Redis is then left alone for serving_precomputed_retry_s.
+    serving_precomputed: bool = False
+    serving_precomputed_max_age_s: float = Field(default=86_400.0, gt=0)
+    serving_precomputed_timeout_s: float = Field(default=0.05, gt=0, le=5)
+    serving_precomputed_retry_s: float = Field(default=5.0, gt=0)
+    topn_key_prefix: str = Field(default="recflow:topn", pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
+
+    # --- Impressions serving logs (backend/serving/impressions.py) -----------------------------
+    # One impression event per item shown, to Kafka (when bootstrap servers are set) or the
+    # landing directory, in batches of up to impressions_batch events or every
+    # impressions_flush_s seconds, from a buffer of at most impressions_buffer events per API
+    # process. When it is full, an answer waits at most impressions_put_timeout_ms for room and
+    # is then dropped and counted (recflow_impressions_dropped_total); 0 never waits, since the
+    # wait would hold up the event loop of the whole process.
+    impressions_enabled: bool = True
+    impressions_buffer: int = Field(default=100_000, ge=1)
+    impressions_batch: int = Field(default=5000, ge=1)
+    impressions_flush_s: float = Field(default=1.0, gt=0)
+    impressions_put_timeout_ms: float = Field(default=0.0, ge=0, le=1000)
+
+    # Feedback (POST /api/v1/feedback): at most feedback_max_batch events a request; a batch
+    # is answered 503 when the broker (or the landing directory) has not taken it durably within
+    # feedback_send_timeout_s.
+    feedback_max_batch: int = Field(default=1000, ge=1, le=100_000)
+    feedback_send_timeout_s: float = Field(default=10.0, gt=0)
 
     # Jobs
     job_max_retries: int = Field(default=3, ge=0)

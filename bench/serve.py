@@ -13,6 +13,17 @@ into ``--rounds`` slices, alternating API, ceiling, API, ... so that a change in
 other load hits both alike. The slices' latency histograms (1 µs buckets, written by the wrk
 script) are merged, so the percentiles are exact over the whole measured time.
 
+In the same run it loads a third server, ``api_experiments``: the same API on a copy of the
+database in which an experiment runs with two variants (the trained model and the ``popular``
+strategy, 50/50) and impression logging is on (to its landing directory, or to Kafka with
+``--kafka``), while the first API logs no impressions. It alternates with the other two.
+
+With a Redis (``--redis URL``, default ``RECFLOW_REDIS_URL`` when set) it loads a fourth server,
+``api_precomputed``: the first API's database with ``RECFLOW_SERVING_PRECOMPUTED`` on, after the
+``simulate`` job (mode ``precompute``, top-10, ``to_redis``) wrote every user's list into that
+Redis under a key prefix of its own (removed at the end). Every request it answers is read from
+Redis (checked before measuring). Without a Redis its figures are null.
+
 Prints one JSON line. Figures:
 
 * ``rps``, ``p50_ms``, ``p99_ms``, ``errors`` (non-2xx responses plus socket errors) of the API,
@@ -22,12 +33,24 @@ Prints one JSON line. Figures:
   processes spent per request while measured, read from ``/proc``; it depends much less on other
   work on the machine than requests/s do, and ``cpu_ratio`` is ceiling / API,
 * ``loadavg``: the 1-minute load average when the measurement started (other work on the
-  machine depresses the absolute figures).
+  machine depresses the absolute figures),
+* ``rps_experiments``, ``p99_ms_experiments``, ``errors_experiments`` of the API with the
+  experiment running and impressions logged, ``experiments_ratio`` = ``rps_experiments / rps``,
+  ``experiments_cpu_ratio`` = ``cpu_us_per_request`` of the API over that of this server (less
+  sensitive to other load on the machine), and ``impressions_logged``: the impression events
+  that server wrote (landing directory only; counted after its shutdown flushed the buffer),
+* ``rps_precomputed``, ``p50_ms_precomputed``, ``p99_ms_precomputed``, ``errors_precomputed``,
+  ``cpu_us_per_request_precomputed`` of the API answering from the precomputed Redis lists, and
+  ``precomputed_ratio`` = ``rps_precomputed / rps`` (above 1: reading beats computing here).
 
-Targets: ``rps`` >= 3,000 with ``p99_ms`` <= 10 and no errors; ``ratio`` >= 0.65.
+Targets: ``rps`` >= 3,000 with ``p99_ms`` <= 10 and no errors; ``ratio`` >= 0.65;
+``experiments_ratio`` >= 0.9 with ``p99_ms_experiments`` <= 10 and no errors.
 
-Usage: ``python bench/serve.py [--duration 20] [--connections 16] [--rounds 4] [--skip-ceiling]``.
+Usage: ``python bench/serve.py [--duration 20] [--connections 16] [--rounds 4] [--skip-ceiling]
+[--kafka HOST:PORT] [--redis URL]``.
 Needs ``wrk`` (Debian package ``wrk``; installed with apt-get when missing and running as root).
+The script is over 400 lines because it stands alone: four servers, wrk, the exact merge of
+their histograms and the experiment's setup are one run that prints one line.
 """
 
 from __future__ import annotations
@@ -224,8 +247,14 @@ def _tail(log: Path, lines: int = 30) -> str:
         return ""
 
 
-def _wait_answer(server: Server, timeout: float = 60) -> int:
-    """Wait until the recommendation endpoint answers 200; returns the body size in bytes."""
+def _wait_answer(
+    server: Server,
+    timeout: float = 60,
+    experiment: str | None = None,
+    source: str | None = None,
+) -> int:
+    """Wait until the recommendation endpoint answers 200 (in ``experiment`` when given, from
+    ``source`` when given); returns the body size in bytes."""
     deadline = time.monotonic() + timeout
     last = ""
     while time.monotonic() < deadline:
@@ -238,7 +267,12 @@ def _wait_answer(server: Server, timeout: float = 60) -> int:
             r = httpx.get(
                 f"{server.url}/api/v1/users/1/recommendations", params={"n": TOP_N}, timeout=5
             )
-            if r.status_code == 200 and len(r.json()["items"]) == TOP_N:
+            if (
+                r.status_code == 200
+                and len(r.json()["items"]) == TOP_N
+                and r.json().get("experiment") == experiment
+                and source in (None, r.json().get("source"))
+            ):
                 return len(r.content)
             last = f"{r.status_code} {r.text[:300]}"
         except (httpx.HTTPError, ValueError, KeyError) as exc:
@@ -275,7 +309,7 @@ def _wrk(wrk: str, server: Server, args: argparse.Namespace, seconds: int) -> Lo
     return load
 
 
-def _train() -> Path:
+def _train() -> tuple[Path, str]:
     from backend.cli.inline import run_inline
 
     job = run_inline(
@@ -291,7 +325,73 @@ def _train() -> Path:
         raise BenchError(f"training failed: {job.get('error')}")
     from backend.config import get_settings
 
-    return get_settings().data_dir / job["result"]["path"]  # the result's path is in the data dir
+    # The result's path is relative to the data dir.
+    return get_settings().data_dir / job["result"]["path"], str(job["result"]["version"])
+
+
+EXPERIMENT = "bench"
+
+
+def _experiment_db(tmp: Path, version: str) -> Path:
+    """A data dir whose database is a copy of ``tmp``'s with experiment ``bench`` running: the
+    trained ``version`` against the ``popular`` strategy, 50/50."""
+    from backend.config import Settings
+    from backend.db.session import session_scope
+    from backend.experiments import definitions
+    from backend.experiments.schemas import ExperimentIn, VariantIn
+
+    data = tmp / "experiments"
+    data.mkdir()
+    for f in tmp.glob("recflow.db*"):  # no server has it open yet: the copy is consistent
+        shutil.copy2(f, data / f.name)
+    url = Settings(data_dir=data).sqlalchemy_url
+    body = ExperimentIn(
+        name=EXPERIMENT,
+        description="the trained model against the popularity list",
+        variants=[
+            VariantIn(name="model", weight=50, model_version=version),
+            VariantIn(name="popular", weight=50, strategy="popular"),
+        ],
+    )
+    with session_scope(url) as s:
+        definitions.create(s, body)
+        definitions.start(s, EXPERIMENT)
+    return data
+
+
+def _precompute(redis_url: str, prefix: str) -> None:
+    """Every user's top-10 of the active model into Redis, by the ``simulate`` job."""
+    from backend.cli.inline import run_inline
+    from backend.config import get_settings
+
+    os.environ.update(RECFLOW_REDIS_URL=redis_url, RECFLOW_TOPN_KEY_PREFIX=prefix)
+    get_settings.cache_clear()
+    try:
+        job = run_inline(
+            "simulate", {"mode": "precompute", "n": TOP_N, "to_redis": True}, quiet=True
+        )
+    finally:
+        for name in ("RECFLOW_REDIS_URL", "RECFLOW_TOPN_KEY_PREFIX"):
+            os.environ.pop(name, None)
+        get_settings.cache_clear()
+    if job["state"] != "succeeded":
+        raise BenchError(f"precompute into {redis_url} failed: {job.get('error')}")
+
+
+def _drop_keys(redis_url: str, prefix: str) -> None:
+    import redis
+
+    with contextlib.suppress(redis.RedisError):
+        client = redis.Redis.from_url(redis_url)
+        keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+        for i in range(0, len(keys), 1000):
+            client.delete(*keys[i : i + 1000])
+
+
+def _impressions_logged(landing: Path) -> int:
+    return sum(
+        f.read_bytes().count(b"\n") for f in landing.glob("impressions-*.jsonl") if f.is_file()
+    )
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -301,21 +401,32 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "--log-level", "warning", "--no-access-log", "--loop", "uvloop", "--http", "httptools",
     ]  # fmt: skip
     slice_s = max(1, round(args.duration / args.rounds))
+    prefix = f"recflow:bench-{os.getpid()}"
     with tempfile.TemporaryDirectory(prefix="recflow-bench-serve-") as tmp:
         for name in EXTERNAL:
             os.environ.pop(name, None)
         os.environ["RECFLOW_DATA_DIR"] = tmp
         # The training job may read MovieLens from the shared data dir (an allowed root).
         os.environ["RECFLOW_DATA_ROOTS"] = str(ML100K.resolve())
-        artifact = _train()
-        env = dict(os.environ)
+        artifact, version = _train()
+        exp_data = _experiment_db(Path(tmp), version)
+        if args.redis:
+            _precompute(args.redis, prefix)
+        env = {**os.environ, "RECFLOW_IMPRESSIONS_ENABLED": "false"}
+        exp_env = {
+            **os.environ,
+            "RECFLOW_DATA_DIR": str(exp_data),
+            "RECFLOW_IMPRESSIONS_ENABLED": "true",
+            **({"RECFLOW_KAFKA_BOOTSTRAP_SERVERS": args.kafka} if args.kafka else {}),
+        }
         logs = Path(tmp) / "logs"
         logs.mkdir()
 
         bench = str(REPO / "bench")
         servers: list[Server] = []
         try:
-            api = _spawn("api", [*uvicorn, "backend.api.app:create_app", "--factory"], env, logs)
+            app = ["backend.api.app:create_app", "--factory"]
+            api = _spawn("api", [*uvicorn, *app], env, logs)
             servers.append(api)
             if not args.skip_ceiling:
                 servers.append(
@@ -326,12 +437,35 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                         logs,
                     )
                 )
-            try:
-                wait_ready(api.url, [api.proc])
-            except RuntimeError as exc:
-                raise BenchError(f"{exc}\n--- {api.log} ---\n{_tail(api.log)}") from None
+            exp = _spawn(
+                "api_experiments",
+                [*uvicorn, "backend.api.app:create_app", "--factory"],
+                exp_env,
+                logs,
+            )
+            servers.append(exp)
+            pre = None
+            if args.redis:
+                pre_env = {
+                    **env,
+                    "RECFLOW_REDIS_URL": args.redis,
+                    "RECFLOW_TOPN_KEY_PREFIX": prefix,
+                    "RECFLOW_SERVING_PRECOMPUTED": "true",
+                }
+                pre = _spawn("api_precomputed", [*uvicorn, *app], pre_env, logs)
+                servers.append(pre)
+            for ready in (api, exp, *([pre] if pre else [])):
+                try:
+                    wait_ready(ready.url, [ready.proc])
+                except RuntimeError as exc:
+                    raise BenchError(f"{exc}\n--- {ready.log} ---\n{_tail(ready.log)}") from None
             for s in servers:
-                s.body_bytes = _wait_answer(s)
+                source = "precomputed" if s is pre else "computed"
+                s.body_bytes = _wait_answer(
+                    s,
+                    experiment=EXPERIMENT if s is exp else None,
+                    source=None if s.name == "ceiling" else source,  # the bare app says nothing
+                )
             for s in servers:
                 _wrk(wrk, s, args, max(1, round(args.warmup)))
             load_avg = os.getloadavg()[0]
@@ -341,9 +475,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         finally:
             for s in servers:
                 stop(s.proc)
+            if args.redis:
+                _drop_keys(args.redis, prefix)
+        logged = None if args.kafka else _impressions_logged(exp_data / "landing")
 
     a = api.load.figures()
-    c = servers[1].load.figures() if len(servers) > 1 else None
+    c = servers[1].load.figures() if not args.skip_ceiling else None
+    x = exp.load.figures()
+    p = pre.load.figures() if pre is not None else None
     return {
         "bench": "serve",
         "endpoint": f"GET /api/v1/users/{{id}}/recommendations?n={TOP_N}",
@@ -371,6 +510,27 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         ),
         "body_bytes": api.body_bytes,
         "ceiling_body_bytes": servers[1].body_bytes if c else None,
+        "rps_experiments": x["rps"],
+        "p50_ms_experiments": x["p50_ms"],
+        "p99_ms_experiments": x["p99_ms"],
+        "errors_experiments": x["errors"],
+        "requests_experiments": x["requests"],
+        "cpu_us_per_request_experiments": x["cpu_us_per_request"],
+        "experiments_ratio": round(x["rps"] / a["rps"], 3) if a["rps"] else None,
+        "experiments_cpu_ratio": (
+            round(a["cpu_us_per_request"] / x["cpu_us_per_request"], 3)
+            if a["cpu_us_per_request"] and x["cpu_us_per_request"]
+            else None
+        ),
+        "rps_precomputed": p["rps"] if p else None,
+        "p50_ms_precomputed": p["p50_ms"] if p else None,
+        "p99_ms_precomputed": p["p99_ms"] if p else None,
+        "errors_precomputed": p["errors"] if p else None,
+        "requests_precomputed": p["requests"] if p else None,
+        "cpu_us_per_request_precomputed": p["cpu_us_per_request"] if p else None,
+        "precomputed_ratio": round(p["rps"] / a["rps"], 3) if p and a["rps"] else None,
+        "impressions_to": f"kafka://{args.kafka}" if args.kafka else "landing dir",
+        "impressions_logged": logged,
         "concurrency": args.connections,
         "wrk_threads": args.threads,
         "duration_s": slice_s * args.rounds,
@@ -392,6 +552,18 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2, help="wrk threads")
     ap.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
     ap.add_argument("--skip-ceiling", action="store_true", help="do not run the bare-app ceiling")
+    ap.add_argument(
+        "--kafka",
+        default="",
+        metavar="HOST:PORT",
+        help="send the experiments server's impressions to this Kafka (default: landing dir)",
+    )
+    ap.add_argument(
+        "--redis",
+        default=os.environ.get("RECFLOW_REDIS_URL", ""),
+        metavar="URL",
+        help="Redis for the precomputed-lists server (default: RECFLOW_REDIS_URL; none: skipped)",
+    )
     args = ap.parse_args()
     if args.threads > args.connections:
         ap.error("--threads must not exceed --connections (wrk needs a connection per thread)")

@@ -18,13 +18,23 @@ Prints one JSON line. Figures (seconds unless named otherwise):
   (default 1M users × 50k items × 64 factors, 10 seen items per user), blocked within the memory
   budget and written to Parquet, run in a child process so its peak RSS is its own.
 
-Usage: ``python bench/topn.py [--skip-synthetic] [--runs 5] [--surprise-runs 3]``.
+* ``serve_computed_ms`` / ``serve_precomputed_ms`` (with a Redis: ``--redis URL``, default
+  ``RECFLOW_REDIS_URL``): one recommendation answer's work on each serving path, per request,
+  sequential, over every ml-100k user (surprise's SVD, top-10): computed in memory by
+  ``backend.serving.service.recommend_for``, against read from the user's precomputed Redis list
+  (``PrecomputedReader.lookup``: one ``MGET`` over loopback with ``redis.asyncio``, decoded,
+  checked) and rendered; the lists are written by ``precompute_topn`` under a key prefix of
+  their own, removed at the end. ``serve_paths_identical``: the two paths' items agree.
+
+Usage: ``python bench/topn.py [--skip-synthetic] [--runs 5] [--surprise-runs 3] [--redis URL]
+[--paths-only]``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -129,6 +139,74 @@ def bench_ml100k(runs: int, surprise_runs: int) -> dict[str, Any]:
     }
 
 
+def bench_serving_paths(redis_url: str, runs: int) -> dict[str, Any]:
+    """Per-request cost of computing an answer against reading its precomputed list."""
+    import asyncio
+    from datetime import UTC, datetime
+
+    import redis
+    from redis.asyncio import Redis
+    from surprise import SVD, Dataset, Reader
+
+    from backend.recsys.indexes import IdIndex
+    from backend.recsys.surprise_adapter import factor_model_from_surprise
+    from backend.serving.model import ServingModel
+    from backend.serving.precomputed import PrecomputedReader
+    from backend.serving.service import ranked, recommend_for
+
+    data = Dataset.load_from_file(str(ML100K / "u.data"), reader=Reader("ml-100k"))
+    trainset = data.build_full_trainset()
+    algo = SVD(random_state=0).fit(trainset)
+    model = factor_model_from_surprise(algo, trainset, algorithm="svd", params={})
+    sm = ServingModel(
+        model_id=0,
+        version="bench",
+        model=model,
+        ids=IdIndex.from_model(model),
+        titles=None,
+        categories=None,
+        loaded_at=datetime.now(UTC),
+    )
+    users = [str(u) for u in model.user_ids.tolist()]
+    prefix = f"recflow:bench-topn-{os.getpid()}"
+    sync = redis.Redis.from_url(redis_url)
+    precompute_topn(model, N, redis=sync, version="bench", key_prefix=prefix)
+
+    def computed() -> list[list[dict[str, Any]]]:
+        return [recommend_for(sm, u, N, True, None, None)["items"] for u in users]
+
+    async def read() -> tuple[list[float], list[list[dict[str, Any]]]]:
+        reader = PrecomputedReader(Redis.from_url(redis_url), prefix, 3600.0, 1.0, 5.0)
+        times: list[float] = []
+        out: list[list[dict[str, Any]]] = []
+        try:
+            for _ in range(runs):
+                out = []
+                t0 = time.perf_counter()
+                for u in users:
+                    top = await reader.lookup(sm, u, N, True)
+                    if top is None:
+                        raise RuntimeError(f"no valid precomputed list for user {u}")
+                    out.append(ranked(sm, top))
+                times.append(time.perf_counter() - t0)
+        finally:
+            await reader.close()
+        return times, out
+
+    try:
+        compute_s, want = _median_time(computed, runs)
+        read_times, got = asyncio.run(read())
+    finally:
+        keys = list(sync.scan_iter(match=f"{prefix}*", count=1000))
+        if keys:
+            sync.delete(*keys)
+    return {
+        "serve_computed_ms": round(1000 * compute_s / len(users), 4),
+        "serve_precomputed_ms": round(1000 * statistics.median(read_times) / len(users), 4),
+        "serve_paths_identical": got == want,
+    }
+
+
 def synthetic_model(n_users: int, n_items: int, k: int, seed: int) -> FactorModel:
     """A random model of the given size (float32 draws), 10 seen items per user."""
     rng = np.random.default_rng(seed)
@@ -185,7 +263,18 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=50_000)
     parser.add_argument("--factors", type=int, default=64)
     parser.add_argument("--memory-budget", type=int, default=DEFAULT_MEMORY_BUDGET)
+    parser.add_argument(
+        "--redis",
+        default=os.environ.get("RECFLOW_REDIS_URL", ""),
+        metavar="URL",
+        help="Redis for the serving-paths figures (default: RECFLOW_REDIS_URL; none: skipped)",
+    )
+    parser.add_argument(
+        "--paths-only", action="store_true", help="only the serving-paths figures (needs --redis)"
+    )
     args = parser.parse_args()
+    if args.paths_only and not args.redis:
+        parser.error("--paths-only needs --redis or RECFLOW_REDIS_URL")
 
     if args.synthetic_only:
         print(json.dumps(bench_synthetic(args.users, args.items, args.factors, args.memory_budget)))
@@ -193,10 +282,13 @@ def main() -> None:
 
     figures: dict[str, Any] = {"bench": "topn", "n": N}
     if (ML100K / "u.data").is_file():
-        figures.update(bench_ml100k(args.runs, args.surprise_runs))
+        if not args.paths_only:
+            figures.update(bench_ml100k(args.runs, args.surprise_runs))
+        if args.redis:
+            figures.update(bench_serving_paths(args.redis, args.runs))
     else:
         figures["skipped"] = f"MovieLens 100K not found at {ML100K}"
-    if not args.skip_synthetic:
+    if not args.skip_synthetic and not args.paths_only:
         child = subprocess.run(
             [
                 sys.executable,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import numbers
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
+from typing import TypeVar
 
 import numpy as np
 
@@ -35,6 +36,7 @@ from backend.abtest.results import (
     Difference,
     ExperimentAnalysis,
     HypothesisTests,
+    MetricComparison,
     Status,
     VariantSummary,
 )
@@ -48,6 +50,8 @@ from backend.abtest.significance import (
 )
 from backend.abtest.srm import DEFAULT_SRM_ALPHA, srm_check
 from backend.abtest.verdict import write_verdict
+
+_C = TypeVar("_C", Comparison, MetricComparison)
 
 #: Fewer units than this in a variant makes the analysis "not_enough_data" by default.
 DEFAULT_MIN_UNITS = 30
@@ -117,7 +121,8 @@ def _compare(
     )
 
 
-def _decide(comparison: Comparison, adjusted: float | None, alpha: float) -> Comparison:
+def decide(comparison: _C, adjusted: float | None, alpha: float) -> _C:
+    """The comparison with its Holm-adjusted p-value, significance (``p̃ <= α``) and decision."""
     estimate = comparison.difference.estimate
     if adjusted is None or estimate is None:
         significant: bool | None = None
@@ -131,6 +136,33 @@ def _decide(comparison: Comparison, adjusted: float | None, alpha: float) -> Com
     return replace(
         comparison, p_value_adjusted=adjusted, significant=significant, decision=decision
     )
+
+
+def validate_options(
+    *,
+    alpha: float,
+    power: float,
+    yates: bool,
+    fisher: bool,
+    min_units: int,
+    mc_samples: int,
+    seed: int | None,
+    prior: tuple[float, float] | BetaPrior,
+) -> BetaPrior:
+    """Raise :class:`AbTestInputError` for an option out of range; the Beta prior."""
+    z_critical(alpha)  # raises for an alpha outside (0, 1)
+    check_power(power, alpha)
+    if not isinstance(yates, bool) or not isinstance(fisher, bool):
+        raise AbTestInputError("yates and fisher must be true or false")
+    if isinstance(min_units, bool) or not isinstance(min_units, int) or min_units < 1:
+        raise AbTestInputError(f"min_units must be a positive integer; got {min_units!r}")
+    if isinstance(mc_samples, bool) or not isinstance(mc_samples, int) or mc_samples < 0:
+        raise AbTestInputError(f"mc_samples must be 0 or a positive integer; got {mc_samples!r}")
+    if seed is not None and (
+        isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0
+    ):
+        raise AbTestInputError(f"seed must be a non-negative integer or None; got {seed!r}")
+    return prior if isinstance(prior, BetaPrior) else BetaPrior(*prior)
 
 
 def analyze(
@@ -149,7 +181,11 @@ def analyze(
     srm_threshold: float = DEFAULT_SRM_ALPHA,
     min_units: int = DEFAULT_MIN_UNITS,
 ) -> ExperimentAnalysis:
-    """Analyse an A/B(/n) test on CTR.
+    """Analyse an A/B(/n) test on a share: of exposed users who clicked (``unit="user"``,
+    metric ``click_users``) or of impressions clicked (``unit="impression"``).
+
+    For CTR as clicks / impressions with users as the unit, use
+    :func:`backend.abtest.experiment.analyze_users` on one row per user.
 
     ``counts`` holds one :class:`VariantCounts` per variant, in the unit of analysis ``unit``
     (``"user"`` by default; see :mod:`backend.abtest.counts` for why per-impression analysis
@@ -173,19 +209,17 @@ def analyze(
         raise AbTestInputError(
             f"control variant {control!r} is not among the variants ({', '.join(names)})"
         )
-    z_critical(alpha)  # raises for an alpha outside (0, 1)
-    check_power(power, alpha)
-    if not isinstance(yates, bool) or not isinstance(fisher, bool):
-        raise AbTestInputError("yates and fisher must be true or false")
-    if isinstance(min_units, bool) or not isinstance(min_units, int) or min_units < 1:
-        raise AbTestInputError(f"min_units must be a positive integer; got {min_units!r}")
-    if isinstance(mc_samples, bool) or not isinstance(mc_samples, int) or mc_samples < 0:
-        raise AbTestInputError(f"mc_samples must be 0 or a positive integer; got {mc_samples!r}")
-    if seed is not None:
-        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-            raise AbTestInputError(f"seed must be a non-negative integer or None; got {seed!r}")
-        seed = int(seed)  # a numpy integer would not survive json.dumps
-    beta_prior = prior if isinstance(prior, BetaPrior) else BetaPrior(*prior)
+    beta_prior = validate_options(
+        alpha=alpha,
+        power=power,
+        yates=yates,
+        fisher=fisher,
+        min_units=min_units,
+        mc_samples=mc_samples,
+        seed=seed,
+        prior=prior,
+    )
+    seed = None if seed is None else int(seed)  # a numpy integer would not survive json.dumps
 
     control_counts = next(v for v in variants if v.variant == control)
     ordered = [control_counts] + [v for v in variants if v.variant != control]
@@ -220,11 +254,12 @@ def analyze(
         for t in ordered[1:]
     ]
     adjusted = holm_adjust([c.p_value for c in raw])
-    comparisons = tuple(_decide(c, a, alpha) for c, a in zip(raw, adjusted, strict=True))
+    comparisons = tuple(decide(c, a, alpha) for c, a in zip(raw, adjusted, strict=True))
 
     reasons = tuple(_thin_data_reasons(ordered, min_units, unit))
     status: Status = "not_enough_data" if reasons else "ok"
-    verdict = write_verdict(status, reasons, comparisons, srm, alpha)
+    metric = "click_users" if unit == "user" else "ctr"
+    verdict = write_verdict(status, reasons, comparisons, srm, alpha, metric)
     return ExperimentAnalysis(
         status=status,
         reasons=reasons,
@@ -240,8 +275,11 @@ def analyze(
             seed=seed,
             min_units=min_units,
             srm_threshold=srm.threshold,
+            metric=metric,
         ),
         variants=summaries,
         comparisons=comparisons,
         srm=srm,
+        metric=metric,
+        method="two-proportion tests" + (" per impression" if unit == "impression" else ""),
     )

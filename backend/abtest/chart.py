@@ -1,4 +1,5 @@
-"""A PNG chart of an analysis: CTR per variant with Wilson interval error bars.
+"""A PNG chart of an analysis: CTR per variant with its interval as error bars (delta method for
+clicks / impressions per user, Wilson for a share of users or of impressions).
 
 Drawn on a bare ``matplotlib.figure.Figure`` with the Agg canvas, so it needs no display, keeps
 no global pyplot state, and is safe in worker threads.
@@ -19,7 +20,7 @@ TREATMENT_COLOUR = "#9dbcd8"
 
 
 def render_ctr_chart(analysis: ExperimentAnalysis, *, dpi: int = 100) -> bytes:
-    """PNG bytes: one bar per variant (CTR in %), Wilson interval error bars, control in a
+    """PNG bytes: one bar per variant (CTR in %), interval error bars, control in a
     darker colour, and the verdict as the title. Variants without impressions get an empty bar
     labelled "no data"."""
     names = [v.variant for v in analysis.variants]
@@ -51,8 +52,13 @@ def render_ctr_chart(analysis: ExperimentAnalysis, *, dpi: int = 100) -> bytes:
             fontsize=8,
         )
     level = round(100 * (1 - analysis.settings.alpha), 4)
-    axes.set_ylabel(f"CTR (%) with {level:g}% Wilson interval")
-    unit = "per user" if analysis.unit == "user" else "per impression"
+    method = analysis.variants[0].ctr_ci.method if analysis.variants else "wilson"
+    interval = "Wilson" if method == "wilson" else "delta-method"
+    axes.set_ylabel(f"CTR (%) with {level:g}% {interval} interval")
+    if analysis.metric_variants:
+        unit = "clicks / impressions, users as the unit"
+    else:
+        unit = "users who clicked" if analysis.unit == "user" else "per impression"
     axes.set_xlabel(f"variant ({unit})")
     top = max((c + u for c, u in zip(ctrs, upper, strict=True)), default=0.0)
     axes.set_ylim(0, top * 1.25 if top > 0 else 1.0)

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -211,10 +211,12 @@ def csv_variants(path: str | Path) -> set[str] | None:
     return {str(v) for v in column.dropna().unique()}
 
 
-def counts_from_csv(path: str | Path, *, unit: Unit = "user") -> tuple[VariantCounts, ...]:
-    """Counts per variant from a CSV file of events or of one row per user, told apart by the
-    header: ``type`` means events, ``impressions`` and ``clicks`` mean a per-user table."""
-    unit = check_unit(unit)
+CsvShape = Literal["events", "table"]
+
+
+def read_experiment_csv(path: str | Path) -> tuple[pd.DataFrame, CsvShape]:
+    """A CSV file of an experiment and its shape, told apart by the header: ``type`` means one
+    row per event, ``impressions`` and ``clicks`` one row per user."""
     path = Path(path)
     if not path.is_file():
         raise AbTestInputError("the CSV file does not exist")
@@ -223,21 +225,27 @@ def counts_from_csv(path: str | Path, *, unit: Unit = "user") -> tuple[VariantCo
     columns = set(frame.columns)
     is_events = set(EVENT_COLUMNS) <= columns
     is_table = set(USER_TABLE_COLUMNS) <= columns
-    source = "the CSV file"
     if is_events and is_table:
         raise AbTestInputError(
-            f"{source} has both a type column and impressions/clicks columns; keep either "
+            "the CSV file has both a type column and impressions/clicks columns; keep either "
             f"{', '.join(EVENT_COLUMNS)} (events) or {', '.join(USER_TABLE_COLUMNS)} (per user)"
         )
-    if is_events:
-        return counts_from_events(frame, unit=unit, source=source)
-    if is_table:
-        return counts_from_user_table(frame, unit=unit, source=source)
+    if is_events or is_table:
+        return frame, "events" if is_events else "table"
     missing_events = [c for c in EVENT_COLUMNS if c not in columns]
     missing_table = [c for c in USER_TABLE_COLUMNS if c not in columns]
     raise AbTestInputError(
-        f"{source} has {len(frame.columns)} column(s) but not the ones needed: either "
+        f"the CSV file has {len(frame.columns)} column(s) but not the ones needed: either "
         f"{', '.join(EVENT_COLUMNS)} (one row per event; missing {', '.join(missing_events)}) "
-        f"or {', '.join(USER_TABLE_COLUMNS)} (one row per user; missing "
-        f"{', '.join(missing_table)})"
+        f"or {', '.join(USER_TABLE_COLUMNS)} (one row per user, optionally with views, "
+        f"purchases, value and pre_* columns; missing {', '.join(missing_table)})"
     )
+
+
+def counts_from_csv(path: str | Path, *, unit: Unit = "user") -> tuple[VariantCounts, ...]:
+    """Counts per variant from a CSV file of events or of one row per user."""
+    unit = check_unit(unit)
+    frame, shape = read_experiment_csv(path)
+    if shape == "events":
+        return counts_from_events(frame, unit=unit, source="the CSV file")
+    return counts_from_user_table(frame, unit=unit, source="the CSV file")

@@ -12,10 +12,12 @@ from typing import Literal
 
 from backend.abtest.bayes import BayesResult, BetaPrior
 from backend.abtest.counts import Unit
+from backend.abtest.guardrails import GuardrailCheck
 from backend.abtest.power import PowerResult
 from backend.abtest.proportions import Interval, RelativeLift
 from backend.abtest.significance import ChiSquareResult, TestResult
 from backend.abtest.srm import SrmResult
+from backend.abtest.welch import Effect
 
 Status = Literal["ok", "not_enough_data"]
 Decision = Literal[
@@ -34,6 +36,9 @@ class VariantSummary:
     clicks: int
     ctr: float | None
     ctr_ci: Interval
+    #: From per-user data only: users with at least one impression, and with at least one click.
+    exposed_users: int | None = None
+    click_users: int | None = None
 
 
 @dataclass(frozen=True)
@@ -91,13 +96,71 @@ class AnalysisSettings:
     seed: int | None
     min_units: int
     srm_threshold: float
+    metric: str = "click_users"
+    sequential: bool = False
+    n_star: float | None = None
+    cuped: bool = False
+    guardrails: tuple[str, ...] = ()
+    guardrail_margin: float = 0.0
+
+
+@dataclass(frozen=True)
+class MetricSummary:
+    """One variant's value of the analysed per-user metric: ``value`` (a ratio or a mean per
+    user) with its ``1 - α`` interval (``R ± t·σ/√n``), the per-user ``sd``, and with CUPED the
+    pre-period value and the adjusted value."""
+
+    variant: str
+    is_control: bool
+    units: int
+    value: float | None
+    ci: Interval
+    sd: float | None
+    pre_value: float | None = None
+    adjusted_value: float | None = None
+
+
+@dataclass(frozen=True)
+class CupedResult:
+    """What CUPED did: θ, the covariate, the variance reduction of the absolute effect
+    (``1 - V_adj/V_unadj``) and of the relative one, and the unadjusted difference."""
+
+    covariate: str
+    theta: float
+    variance_reduction: float | None
+    variance_reduction_relative: float | None
+    unadjusted: Effect
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class MetricComparison:
+    """One treatment against the control on a per-user metric (ratio or mean).
+
+    ``difference`` is the absolute effect and ``relative_lift`` the relative one, each with its
+    standard error, Welch ν, p-value and interval (a confidence sequence when sequential);
+    ``p_value`` is the absolute effect's, ``p_value_adjusted`` Holm's over the treatments."""
+
+    treatment: str
+    control: str
+    metric: str
+    method: str
+    difference: Effect
+    relative_lift: Effect
+    p_value: float | None
+    p_value_adjusted: float | None
+    significant: bool | None
+    decision: Decision
+    cuped: CupedResult | None = None
 
 
 @dataclass(frozen=True)
 class ExperimentAnalysis:
-    """Everything :func:`backend.abtest.analysis.analyze` found, with the settings it used.
-    ``variants`` lists the control first, then the treatments in input order; ``comparisons``
-    follows that order."""
+    """Everything an analysis found, with the settings it used. ``variants`` lists the control
+    first, then the treatments in input order; ``comparisons`` follows that order and is about
+    ``metric``: :class:`Comparison` (2×2-table tests) for a share of users or of impressions,
+    :class:`MetricComparison` for a per-user metric. ``metric_variants`` holds that metric per
+    variant, ``guardrails`` the harm checks."""
 
     status: Status
     reasons: tuple[str, ...]
@@ -106,5 +169,10 @@ class ExperimentAnalysis:
     control: str
     settings: AnalysisSettings
     variants: tuple[VariantSummary, ...]
-    comparisons: tuple[Comparison, ...]
+    comparisons: tuple[Comparison, ...] | tuple[MetricComparison, ...]
     srm: SrmResult
+    #: The metric the verdict is about and how it was tested (see ``backend.abtest.metrics``).
+    metric: str = "click_users"
+    method: str = "two-proportion tests"
+    metric_variants: tuple[MetricSummary, ...] = ()
+    guardrails: tuple[GuardrailCheck, ...] = ()

@@ -16,7 +16,9 @@ from backend.api.responses import document_errors
 from backend.api.routes import (
     events,
     experiments,
+    feedback,
     health,
+    items,
     jobs,
     models,
     monitoring,
@@ -25,9 +27,11 @@ from backend.api.routes import (
 )
 from backend.api.shutdown import Shutdown
 from backend.config import Settings, get_settings
+from backend.feedback.service import publisher_from_settings
 from backend.jobs.queue import make_celery
 from backend.jobs.supervisor import Supervisor
 from backend.monitoring.prometheus import PrometheusMiddleware
+from backend.serving import impressions
 from backend.serving.state import ModelHolder
 
 API_PREFIX = "/api/v1"
@@ -38,12 +42,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings.ensure_dirs()
     catalog.install()  # the job kinds this API accepts
     holder = ModelHolder(settings.sqlalchemy_url, settings.serving_refresh_s)
+    shown = impressions.from_settings(settings)  # None when impression logging is off
+    feedback_sink = publisher_from_settings(settings)  # one per process, shared by requests
     shutdown = Shutdown()
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         shutdown.install()  # a stop signal ends the SSE streams at once
         holder.start()
+        if shown is not None:
+            shown.start()
+        await feedback_sink.start()  # a broker that is down is retried by the next request
         supervisor = Supervisor(settings, app.state.celery, name="API supervisor")  # lost jobs
         supervisor.start()
         # Start-up objects (the app, the model) are long-lived: moving them out of the garbage
@@ -53,6 +62,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         shutdown.uninstall()
         supervisor.stop()
         holder.stop()
+        if shown is not None:  # flush what was shown, within the shutdown bound
+            shown.close(timeout_s=settings.shutdown_timeout_s)
+        await feedback_sink.stop()
 
     app = FastAPI(
         lifespan=lifespan,
@@ -68,6 +80,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.celery = make_celery(settings)
     app.state.models = holder
+    app.state.impressions = shown
+    app.state.feedback = feedback_sink
     app.state.shutdown = shutdown
     errors.install(app)
     app.add_middleware(BodyGuard, max_bytes=settings.max_body_bytes)
@@ -86,6 +100,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     api.include_router(reports.router)
     api.include_router(monitoring.router)
     api.include_router(events.router)
+    api.include_router(feedback.router)
+    api.include_router(items.router)
     app.include_router(api)
     app.include_router(health.router)
     app.include_router(monitoring.root_router)

@@ -46,11 +46,19 @@ _POSTS: tuple[tuple[str, Need], ...] = (
     (r"/api/v1/jobs/[^/]+/cancel", "write"),
     (r"/api/v1/experiments/[^/]+/analyze", "write"),
     (r"/api/v1/experiments/[^/]+/upload", "write"),
+    (r"/api/v1/experiments", "write"),
+    # Starting or stopping an experiment changes what a share of all users is served, by a
+    # model that need not have passed the promotion gate: the same stake as activation.
+    (r"/api/v1/experiments/[^/]+/start", "admin"),
+    (r"/api/v1/experiments/[^/]+/stop", "admin"),
     (r"/api/v1/reports/pipeline", "write"),
     (r"/api/v1/feedback", "write"),
     (r"/api/v1/models/[^/]+/activate", "admin"),
 )
 POST_RULES = tuple((re.compile(pattern), need) for pattern, need in _POSTS)
+# Every PUT and PATCH, with its scope: editing the items catalogue writes.
+_EDITS: tuple[tuple[str, Need], ...] = ((r"/api/v1/items/[^/]+", "write"),)
+EDIT_RULES = tuple((re.compile(pattern), need) for pattern, need in _EDITS)
 
 
 def required_scope(method: str, path: str, *, metrics_public: bool = True) -> Need | None:
@@ -63,10 +71,10 @@ def required_scope(method: str, path: str, *, metrics_public: bool = True) -> Ne
         if path == "/metrics" and metrics_public:
             return None
         return "read"
-    if method == "POST":
-        for pattern, need in POST_RULES:
-            if pattern.fullmatch(path):
-                return need
+    rules = POST_RULES if method == "POST" else EDIT_RULES if method in ("PUT", "PATCH") else ()
+    for pattern, need in rules:
+        if pattern.fullmatch(path):
+            return need
     return "admin"
 
 

@@ -14,7 +14,13 @@ from backend.cli.output import console, emit_json, table, usage
 from backend.cli.params import ParamOpt, ParamsFileOpt, job_params, pair, weights
 from backend.jsonable import to_jsonable
 
-app = typer.Typer(cls=CommandGroup, help="A/B test analysis on CTR.", no_args_is_help=True)
+app = typer.Typer(
+    cls=CommandGroup,
+    help="A/B test analysis: CTR (clicks/impressions) and per-user metrics.",
+    no_args_is_help=True,
+)
+METRICS = ("ctr", "click_users", "clicks", "views", "purchases", "value")
+MetricOpt = Literal["ctr", "click_users", "clicks", "views", "purchases", "value"]
 
 
 def _pct(x: float | None) -> str:
@@ -27,10 +33,84 @@ def _ci(ci: dict[str, Any] | None, scale: float = 100, suffix: str = "") -> str:
     return f"{ci['low'] * scale:.2f}{suffix} to {ci['high'] * scale:.2f}{suffix}"
 
 
-def print_analysis(result: dict[str, Any]) -> None:
+def _number(x: float | None, percent: bool, sign: bool = False) -> str:
+    if x is None:
+        return "-"
+    if percent:
+        return f"{x * 100:+.2f} pp" if sign else f"{x * 100:.2f}%"
+    return f"{x:+.4g}" if sign else f"{x:.4g}"
+
+
+def _print_metric_comparisons(result: dict[str, Any]) -> None:
+    percent = result["metric"] in ("ctr", "click_users")
+    rows = []
+    for c in result["comparisons"]:
+        diff, rel = c["difference"], c["relative_lift"]
+        cuped = c.get("cuped") or {}
+        reduction = cuped.get("variance_reduction")
+        rows.append(
+            (
+                f"{c['treatment']} vs {c['control']}",
+                _number(diff["estimate"], percent, sign=True),
+                _ci(diff["ci"], 100 if percent else 1, " pp" if percent else ""),
+                "-" if rel["estimate"] is None else f"{rel['estimate'] * 100:+.1f}%",
+                "-" if c["p_value"] is None else f"{c['p_value']:.4g}",
+                "-" if c["p_value_adjusted"] is None else f"{c['p_value_adjusted']:.4g}",
+                "-" if reduction is None else f"{reduction * 100:.1f}%",
+                c["decision"],
+            )
+        )
+    interval = (
+        f"{_level(result)} CS" if result["settings"].get("sequential") else f"{_level(result)} CI"
+    )
     table(
-        f"experiment {result.get('experiment', '')} (unit: {result['unit']})",
-        ["variant", "units", "impressions", "clicks", "CTR", "95% CI"],
+        f"{result['metric']}: {result['method']}",
+        [
+            "comparison",
+            "difference",
+            interval,
+            "relative",
+            "p",
+            "p (Holm)",
+            "CUPED var. red.",
+            "decision",
+        ],
+        rows,
+    )
+
+
+def _print_guardrails(result: dict[str, Any]) -> None:
+    rows = [
+        (
+            g["metric"],
+            f"{g['treatment']} vs {g['control']}",
+            _number(g["estimate"], g["metric"] in ("ctr", "click_users"), sign=True),
+            _number(g["worst"], g["metric"] in ("ctr", "click_users"), sign=True),
+            "-" if g["p_harm"] is None else f"{g['p_harm']:.4g}",
+            {True: "HARMED", False: "no significant harm", None: "not tested"}[g["harmed"]],
+        )
+        for g in result.get("guardrails") or []
+    ]
+    if rows:
+        table(
+            "guardrails",
+            ["metric", "comparison", "difference", "worst plausible", "p (harm)", "status"],
+            rows,
+        )
+
+
+def _level(result: dict[str, Any]) -> str:
+    """The intervals' confidence level, ``1 - alpha``, as the tables head it (e.g. ``99%``)."""
+    alpha = float(result.get("settings", {}).get("alpha", 0.05))
+    return f"{(1 - alpha) * 100:g}%"
+
+
+def print_analysis(result: dict[str, Any]) -> None:
+    metric = result.get("metric", "click_users")
+    per_user = bool(result.get("metric_variants"))
+    table(
+        f"experiment {result.get('experiment', '')} (unit: {result['unit']}, metric: {metric})",
+        ["variant", "units", "impressions", "clicks", "CTR", f"{_level(result)} CI"],
         [
             (
                 v["variant"] + (" (control)" if v["is_control"] else ""),
@@ -43,30 +123,51 @@ def print_analysis(result: dict[str, Any]) -> None:
             for v in result["variants"]
         ],
     )
-    rows = []
-    for c in result["comparisons"]:
-        diff = c["difference"]
-        bayes = c.get("bayes") or {}
-        rows.append(
-            (
-                f"{c['treatment']} vs {c['control']}",
-                "-" if diff["estimate"] is None else f"{diff['estimate'] * 100:+.2f} pp",
-                _ci(diff["ci"], suffix=" pp"),
-                "-" if c["p_value"] is None else f"{c['p_value']:.4g}",
-                "-" if c["p_value_adjusted"] is None else f"{c['p_value_adjusted']:.4g}",
-                c["primary_test"],
-                _pct(bayes.get("prob_treatment_beats_control")),
-                c["decision"],
+    if per_user:
+        _print_metric_comparisons(result)
+    else:
+        rows = []
+        for c in result["comparisons"]:
+            diff = c["difference"]
+            bayes = c.get("bayes") or {}
+            rows.append(
+                (
+                    f"{c['treatment']} vs {c['control']}",
+                    "-" if diff["estimate"] is None else f"{diff['estimate'] * 100:+.2f} pp",
+                    _ci(diff["ci"], suffix=" pp"),
+                    "-" if c["p_value"] is None else f"{c['p_value']:.4g}",
+                    "-" if c["p_value_adjusted"] is None else f"{c['p_value_adjusted']:.4g}",
+                    c["primary_test"],
+                    _pct(bayes.get("prob_treatment_beats_control")),
+                    c["decision"],
+                )
             )
+        table(
+            "comparisons",
+            [
+                "comparison",
+                "lift",
+                f"{_level(result)} CI",
+                "p",
+                "p (Holm)",
+                "test",
+                "P(beats)",
+                "decision",
+            ],
+            rows,
         )
-    table(
-        "comparisons",
-        ["comparison", "lift", "95% CI", "p", "p (Holm)", "test", "P(beats)", "decision"],
-        rows,
-    )
+    _print_guardrails(result)
     srm = result["srm"]
     console.print(f"SRM: {'MISMATCH' if srm['mismatch'] else 'none'} (p = {srm['p_value']})")
     console.print(f"[bold]{result['verdict']}[/]")
+
+
+def _metric_list(text: str) -> list[str]:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in METRICS]
+    if not names or unknown:
+        usage(f"--guardrail takes metrics joined by commas, each one of {', '.join(METRICS)}")
+    return names
 
 
 def experiment_name(csv: Path) -> str:
@@ -97,6 +198,56 @@ def analyze(
     unit: Annotated[
         Literal["user", "impression"] | None,
         typer.Option(metavar="UNIT", help="unit of analysis: user (default) or impression"),
+    ] = None,
+    metric: Annotated[
+        MetricOpt | None,
+        typer.Option(
+            metavar="METRIC",
+            help="metric of the verdict: ctr (clicks/impressions, delta method; default), "
+            "click_users, clicks, views, purchases, value",
+            show_default=False,
+        ),
+    ] = None,
+    guardrail: Annotated[
+        str | None,
+        typer.Option(
+            metavar="METRIC,...",
+            help="guardrail metrics checked for significant harm, e.g. purchases,clicks",
+            show_default=False,
+        ),
+    ] = None,
+    cuped: Annotated[
+        bool | None,
+        typer.Option(
+            "--cuped/--no-cuped",
+            help="CUPED with the pre-period (pre_* CSV columns, or the lake; default: off)",
+            show_default=False,
+        ),
+    ] = None,
+    pre_days: Annotated[
+        float | None,
+        typer.Option(help="lake: pre-period length in days for CUPED (default 14)"),
+    ] = None,
+    start: Annotated[
+        str | None,
+        typer.Option(
+            metavar="ISO-TIME",
+            help="lake: when the experiment started, e.g. 2025-06-01T00:00Z (default: its "
+            "first event)",
+            show_default=False,
+        ),
+    ] = None,
+    sequential: Annotated[
+        bool | None,
+        typer.Option(
+            "--sequential/--no-sequential",
+            help="always-valid p-values and confidence sequences (default: off)",
+            show_default=False,
+        ),
+    ] = None,
+    n_star: Annotated[
+        float | None,
+        typer.Option(help="sequential: total users at which you expect to decide (default 5000)"),
     ] = None,
     control: Annotated[
         str | None,
@@ -162,6 +313,13 @@ def analyze(
         ("source", None if csv is None else "csv"),
         ("csv_path", None if csv is None else str(csv.resolve())),
         ("unit", unit),
+        ("metric", metric),
+        ("guardrails", None if guardrail is None else _metric_list(guardrail)),
+        ("cuped", cuped),
+        ("pre_period_days", pre_days),
+        ("start", start),
+        ("sequential", sequential),
+        ("n_star", n_star),
         ("control", control),
         ("alpha", alpha),
         ("power", power),

@@ -18,6 +18,7 @@ from backend.cli.jobs import print_job, watch
 from backend.cli.output import console, fail
 from backend.cli.stack import running_stack
 from backend.config import get_settings
+from backend.streaming.loop import LatentSpec
 
 Step = Callable[[ApiClient], None]
 
@@ -43,17 +44,19 @@ def step_platform(c: ApiClient) -> None:
 
 
 EXPERIMENT = "home"
+#: The latent-factor model of the demo's ratings: the model is trained on them and the closed
+#: loop's simulated users click by the same truth, so a better ranking earns more clicks.
+DEMO_LATENT = LatentSpec()
 
 
 def step_events(c: ApiClient) -> None:
     """Write events into the landing directory, as producers would into Kafka."""
-    from backend.recsys.synthetic import generate_ratings
     from backend.streaming.producer import DirSink, produce_sync
     from backend.streaming.simulator import TrafficSpec, replay_ratings, simulate_traffic
 
     settings = get_settings()
     console.rule("[bold]2. events: rating replays and A/B traffic into the landing directory")
-    data = generate_ratings(600, 400, 30_000, rank=8, seed=11)
+    data = DEMO_LATENT.generate()
     frame = data.ratings.frame
     rated = produce_sync(replay_ratings(frame), DirSink(settings.landing_dir, prefix="ratings"))
     # Event times end now (10 ms apart), so the monitor's windows hold them.
@@ -92,7 +95,9 @@ def step_ingest(c: ApiClient) -> None:
     )
 
 
-def step_monitor(c: ApiClient) -> None:
+def _monitor_pass(c: ApiClient) -> dict[str, Any]:
+    """One pass of the landing-directory monitor over every landed event, then the 1-hour
+    window's summary as the API answers it."""
     import asyncio
 
     from backend.cli.monitor import options_from_settings
@@ -101,16 +106,23 @@ def step_monitor(c: ApiClient) -> None:
     from backend.monitoring.landing import run_landing
     from backend.monitoring.snapshots import store_for
 
+    settings = get_settings()
+    opts = options_from_settings(settings, bootstrap_servers=f"landing:{settings.landing_dir}")
+    mon = Monitor(opts, store_for(settings), AlertStore(settings.sqlalchemy_url))
+    asyncio.run(run_landing(mon, settings.landing_dir, asyncio.Event(), once=True))
+    summary: dict[str, Any] = c.request(
+        "GET", "/api/v1/monitoring/summary", params={"window": "1h"}
+    )
+    return summary
+
+
+def step_monitor(c: ApiClient) -> None:
     console.rule("[bold]4. live monitor: windows over the event source, read through the API")
     import logging
 
     # The monitor logs each malformed record it skips; the demo's totals below count them.
     logging.getLogger("backend.monitoring").setLevel(logging.ERROR)
-    settings = get_settings()
-    opts = options_from_settings(settings, bootstrap_servers=f"landing:{settings.landing_dir}")
-    mon = Monitor(opts, store_for(settings), AlertStore(settings.sqlalchemy_url))
-    asyncio.run(run_landing(mon, settings.landing_dir, asyncio.Event(), once=True))
-    summary = c.request("GET", "/api/v1/monitoring/summary", params={"window": "1h"})
+    summary = _monitor_pass(c)
     for v in summary["variants"]:
         console.print(
             f"GET /api/v1/monitoring/summary: {v['experiment']}/{v['variant']}: "
@@ -219,8 +231,107 @@ def step_abtest(c: ApiClient) -> None:
     )
 
 
+def _landed_impressions(experiment: str) -> int:
+    """Impression events of ``experiment`` serving has written to the landing directory."""
+    import orjson
+
+    count = 0
+    for path in get_settings().landing_dir.glob("impressions-*.jsonl"):
+        for line in path.read_bytes().splitlines():
+            event = orjson.loads(line)
+            if event.get("type") == "impression" and event.get("experiment") == experiment:
+                count += 1
+    return count
+
+
+def step_loop(c: ApiClient) -> None:
+    """The closed loop: the trained model against popularity, judged by simulated users."""
+    from backend.cli.abtest import print_analysis
+    from backend.cli.streaming import print_loop
+    from backend.streaming.loop import LoopSpec, run_loop
+
+    # A fresh name per run: the data directory (and its lake) outlives a demo run.
+    name = f"loop-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}"
+    console.rule(f"[bold]9. closed loop: experiment {name!r}, trained model vs popular")
+    for e in c.request("GET", "/api/v1/experiments")["items"]:
+        if e["status"] == "running":  # one runs at a time: e.g. a loop an earlier run left
+            c.request("POST", f"/api/v1/experiments/{e['experiment']}/stop")
+    models = c.request("GET", "/api/v1/models", params={"limit": 500})["items"]
+    active = next(m["version"] for m in models if m["active"])
+    c.request(
+        "POST",
+        "/api/v1/experiments",
+        json={
+            "name": name,
+            "variants": [
+                {"name": "model", "weight": 50, "model_version": active},
+                {"name": "popular", "weight": 50, "strategy": "popular"},
+            ],
+        },
+    )
+    c.request("POST", f"/api/v1/experiments/{name}/start")
+    console.print(f"variants: model ({active}) and popular, 50/50; waiting for serving to run it")
+    # Every one of the latent model's 600 users asks twice for 10 items: ~6,000 impressions per
+    # variant, far more than the size plan below asks for at the true CTRs.
+    spec = LoopSpec(experiment=name, requests_per_user=2, seed=3)
+    try:
+        summary = run_loop(c.http, DEMO_LATENT.generate(), spec)
+    finally:
+        c.request("POST", f"/api/v1/experiments/{name}/stop")
+    out = summary.as_dict()
+    print_loop(out)
+    pop, model = out["variants"]["popular"], out["variants"]["model"]
+    plan = c.request(
+        "GET",
+        "/api/v1/experiments/sample-size",
+        params={
+            "baseline_ctr": pop["true_ctr"],
+            "mde_abs": max(model["true_ctr"] - pop["true_ctr"], 1e-4),
+            "alpha": 0.01,
+            "power": 0.95,
+        },
+    )
+    console.print(
+        f"size plan at the true CTRs ({pop['true_ctr']:.2%} vs {model['true_ctr']:.2%}), alpha "
+        f"0.01, power 0.95: {plan['units_control']:,} impressions per variant; shown "
+        f"{min(pop['impressions'], model['impressions']):,}"
+    )
+    # Serving writes impressions from a buffer, about once a second: ingest once all landed.
+    deadline = time.monotonic() + 30
+    while (landed := _landed_impressions(name)) < summary.impressions:
+        if time.monotonic() > deadline:
+            fail(f"serving logged {landed} of the {summary.impressions} impressions within 30 s")
+        time.sleep(0.3)
+    _run_job(c, "9b. ingest the loop's impressions and clicks", "ingest", {})
+    console.rule("[bold]9c. A/B analysis of the loop from the lake: CTR per user, delta method")
+    params = {"experiment": name, "source": "lake", "control": "popular", "alpha": 0.01}
+    console.print(f"POST /api/v1/jobs kind=abtest params={params}")
+    job = watch(c, c.submit("abtest", params)["id"], quiet=False)
+    if job["state"] != "succeeded":
+        fail(f"abtest job {job['id']} {job['state']}: {job.get('error')}")
+    print_analysis(job["result"])
+    _print_monitor(c, name)
+
+
+def _print_monitor(c: ApiClient, name: str) -> None:
+    """The live monitor's view of the loop: CTR per variant and per model version."""
+    summary = _monitor_pass(c)
+    for v in summary["variants"]:
+        if v["experiment"] == name:
+            console.print(
+                f"monitor: {name}/{v['variant']}: {v['impressions']:,} impressions, "
+                f"{v['clicks']:,} clicks, CTR {v['ctr']:.2%}"
+            )
+    for m in summary.get("models", []):
+        if m["experiment"] == name:
+            console.print(
+                f"monitor: model version {m['model_version']} ({m['variant']}): "
+                f"{m['impressions']:,} impressions, {m['clicks']:,} clicks, CTR {m['ctr']:.2%}"
+            )
+
+
 def step_report(c: ApiClient) -> None:
-    _run_job(c, "9. pipeline report: time per stage across the runs above", "report", {})
+    _run_job(c, "10. pipeline report: time per stage across the runs above", "report", {})
     settings = get_settings()
     html = c.http.get("/api/v1/reports/pipeline.html")
     out = settings.data_dir / "reports" / "pipeline.html"
@@ -242,6 +353,7 @@ STEPS: list[Step] = [
     step_validate,
     step_serve,
     step_abtest,
+    step_loop,
     step_report,
 ]
 

@@ -10,7 +10,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from backend.cli.inline import run_inline
-from backend.cli.output import console, emit_json, fail
+from backend.cli.output import console, emit_json, fail, table
 from backend.config import get_settings
 from backend.jsonable import to_jsonable
 from backend.streaming.simulator import Popularity
@@ -159,6 +159,93 @@ def produce(
             f"  {variant}: {c['impression']:,} impressions, {c['click']:,} clicks, CTR "
             f"{observed} (configured {out['configured_ctr'][variant]})"
         )
+
+
+def print_loop(out: dict[str, Any]) -> None:
+    """The loop's summary (``LoopSummary.as_dict()``) as a table per variant."""
+    table(
+        f"closed loop{' on experiment ' + out['experiment'] if out['experiment'] else ''}: "
+        f"{out['requests']:,} requests in {out['duration_s']} s",
+        ["variant", "users", "impressions", "clicks", "CTR", "true CTR", "served by"],
+        [
+            (
+                name,
+                f"{v['users']:,}",
+                f"{v['impressions']:,}",
+                f"{v['clicks']:,}",
+                "-" if v["ctr"] is None else f"{v['ctr']:.2%}",
+                "-" if v["true_ctr"] is None else f"{v['true_ctr']:.2%}",
+                ", ".join(f"{k} ({n:,})" for k, n in v["model_versions"].items()),
+            )
+            for name, v in out["variants"].items()
+        ],
+    )
+    console.print(
+        f"{out['clicks_sent']:,} clicks posted in {out['feedback_batches']} feedback batches "
+        f"({out['rejected']} rejected); {out['warmup_requests']} requests before serving ran the "
+        f"experiment, {out['outside']} impressions outside it, "
+        f"{out['unknown_items']} items unknown to the latent model"
+    )
+
+
+def simulate_loop(
+    experiment: str | None = typer.Option(
+        None, help="the running experiment to wait for and click in (default: none)"
+    ),
+    users: int | None = typer.Option(
+        None, min=1, help="simulated users u0..u{N-1} (default: all of the latent model's)"
+    ),
+    requests_per_user: int = typer.Option(1, min=1, help="requests each user makes"),
+    n: int = typer.Option(10, "--n", "-n", min=1, max=1000, help="items per list"),
+    base_ctr: float = typer.Option(
+        0.02, min=1e-6, max=0.999999, help="true click probability at zero affinity"
+    ),
+    slope: float = typer.Option(0.8, min=0, help="log-odds of a click per rating point"),
+    concurrency: int = typer.Option(4, min=1, max=64, help="requests in flight"),
+    batch_size: int = typer.Option(500, min=1, help="clicks per feedback request"),
+    seed: int = typer.Option(0, help="click seed: the same answers get the same clicks"),
+    latent_users: int = typer.Option(600, min=2, help="latent model: users"),
+    latent_items: int = typer.Option(400, min=2, help="latent model: items"),
+    latent_ratings: int = typer.Option(30_000, min=1, help="latent model: ratings"),
+    latent_rank: int = typer.Option(8, min=1, help="latent model: rank"),
+    latent_seed: int = typer.Option(11, help="latent model: seed"),
+    api: str | None = typer.Option(None, "--api", help="API base URL (default: RECFLOW_API_URL)"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Closed-loop traffic: simulated users request recommendations over HTTP and click.
+
+    Users and items come from a seeded latent-factor model (the defaults are the demo's data,
+    `recflow datasets synth` with the same arguments writes its ratings); each shown item is
+    clicked with its true probability, and the clicks are posted to /api/v1/feedback with the
+    answer's experiment, variant, recommendation id and model version. Serving logs the
+    impressions.
+    """
+    from backend.cli.jobs import client
+    from backend.recsys.errors import DataError
+    from backend.streaming.loop import LatentSpec, LoopError, LoopSpec, run_loop
+
+    try:
+        data = LatentSpec(
+            latent_users, latent_items, latent_ratings, latent_rank, latent_seed
+        ).generate()
+        spec = LoopSpec(
+            experiment=experiment,
+            users=users,
+            requests_per_user=requests_per_user,
+            n=n,
+            seed=seed,
+            base_ctr=base_ctr,
+            slope=slope,
+            concurrency=concurrency,
+            batch_size=batch_size,
+        )
+    except (DataError, ValueError) as exc:
+        fail(f"bad loop settings: {exc}")
+    try:
+        out = run_loop(client(api).http, data, spec).as_dict()
+    except (LoopError, DataError, ValueError) as exc:
+        fail(str(exc))
+    emit_json(out) if as_json else print_loop(out)
 
 
 def ingest(

@@ -15,6 +15,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -176,3 +177,46 @@ class PipelineReport(Base):
     params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     result: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+
+
+class ExperimentDefinition(Base):
+    """An experiment serving takes part in: its variants and traffic split, and its lifecycle
+    (draft, running, stopped). Its analyses are ``experiment_analyses`` rows of the same name."""
+
+    __tablename__ = "experiments"
+    # At most one experiment runs at a time, so a request has one assignment. A partial unique
+    # index holds it even when two starts race: the second one's commit fails.
+    __table_args__ = (
+        Index(
+            "uq_experiments_one_running",
+            "status",
+            unique=True,
+            sqlite_where=text("status = 'running'"),
+            postgresql_where=text("status = 'running'"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(16), index=True, default="draft")
+    # [{"name": "A", "weight": 50.0, "model_version": "v3", "strategy": null}, ...]
+    variants: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class CatalogueItem(Base):
+    """An item of the catalogue: its title and categories win over the model artifact's item
+    metadata, and a hidden item is never served."""
+
+    __tablename__ = "items"
+
+    item_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    title: Mapped[str | None] = mapped_column(String(500))
+    categories: Mapped[list[str]] = mapped_column(JSON, default=list)
+    hidden: Mapped[bool] = mapped_column(default=False)
+    updated_at: Mapped[datetime] = mapped_column(
+        UTCDateTime(), default=utcnow, onupdate=utcnow, index=True
+    )

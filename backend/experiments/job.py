@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from backend.abtest import analyze, counts_from_csv, counts_from_events
+from backend.abtest.experiment import analyze_users
 from backend.abtest.inputs import csv_variants
+from backend.abtest.metrics import MetricName
+from backend.abtest.sequential import DEFAULT_N_STAR
+from backend.abtest.users import users_from_csv, users_from_table
 from backend.config import Settings
 from backend.db.session import session_scope
 from backend.experiments import service
@@ -47,7 +51,44 @@ class AbTestParams(JobParams):
         "POST /experiments/{name}/upload stores), instead of csv_path",
     )
     unit: Literal["user", "impression"] = Field(
-        default="user", description="unit of analysis; per impression inflates significance"
+        default="user",
+        description="unit of analysis: users, as randomised (default), or impression, which "
+        "treats every impression as an independent trial and inflates significance (CTR only)",
+    )
+    metric: MetricName = Field(
+        default="ctr",
+        description="the metric the verdict is about: ctr (clicks/impressions, delta method), "
+        "click_users (share of exposed users who clicked), clicks, views, purchases or value "
+        "per user (Welch t-test)",
+    )
+    guardrails: list[MetricName] = Field(
+        default_factory=list,
+        description="metrics checked for significant harm (one-sided test), e.g. [purchases]",
+    )
+    guardrail_margin: float = Field(
+        default=0.0, ge=0, description="harm only beyond this drop (in the metric's units)"
+    )
+    cuped: bool = Field(
+        default=False,
+        description="CUPED variance reduction with the same metric before the experiment: "
+        "pre_* CSV columns, or the lake's events in the pre-period",
+    )
+    pre_period_days: float = Field(
+        default=14.0, gt=0, le=366, description="source=lake with cuped: pre-period length"
+    )
+    start: datetime | None = Field(
+        default=None,
+        description="source=lake: when the experiment started (events before it are the "
+        "pre-period; default: its first event)",
+    )
+    sequential: bool = Field(
+        default=False,
+        description="always-valid p-values and confidence sequences, for watching a live test",
+    )
+    n_star: float = Field(
+        default=DEFAULT_N_STAR,
+        gt=0,
+        description="sequential tuning: total users (all arms) at which you expect to decide",
     )
     control: str | None = Field(
         default=None, description="control variant (default: 'control' if present, else the first)"
@@ -132,6 +173,8 @@ class AbTestParams(JobParams):
             raise ValueError("source=csv needs csv_path or upload (one of the two)")
         if self.source == "lake" and (self.csv_path or self.upload):
             raise ValueError("csv_path and upload are only for source=csv")
+        if self.source == "csv" and self.start is not None:
+            raise ValueError("start is only for source=lake (a CSV carries pre_* columns)")
         return self
 
     @model_validator(mode="after")
@@ -154,20 +197,32 @@ class AbTestParams(JobParams):
 def run(ctx: JobContext, params: AbTestParams) -> dict[str, Any]:
     with ctx.stage("load") as st:
         if params.source == "csv":
-            counts = counts_from_csv(params.csv_file(ctx.settings), unit=params.unit)
-            st.rows_out = len(counts)
+            users = users_from_csv(params.csv_file(ctx.settings))
+            st.rows_in = len(users)
         else:
-            from backend.lake.readers import read_experiment_events
+            from backend.lake.readers import read_experiment_users
 
-            events = read_experiment_events(ctx.settings.lake_dir, params.experiment)
-            st.rows_in = len(events)
-            counts = counts_from_events(events, unit=params.unit, source="the lake")
-            st.rows_out = len(counts)
+            lake = read_experiment_users(
+                ctx.settings.lake_dir,
+                params.experiment,
+                start=params.start,
+                pre_period=timedelta(days=params.pre_period_days) if params.cuped else None,
+            )
+            st.rows_in = len(lake.users)
+            st.extra["start"] = lake.start.isoformat()
+            users = users_from_table(lake.users, source="the lake")
+        st.rows_out = int(users["variant"].nunique())
     ctx.progress(0.3, "analysing")
-    with ctx.stage("analyze", rows_in=len(counts)) as st:
-        analysis = analyze(
-            counts,
-            control=service.choose_control([c.variant for c in counts], params.control),
+    with ctx.stage("analyze", rows_in=len(users)) as st:
+        analysis = analyze_users(
+            users,
+            control=service.choose_control(sorted(users["variant"].unique()), params.control),
+            metric=params.metric,
+            guardrails=params.guardrails,
+            guardrail_margin=params.guardrail_margin,
+            cuped=params.cuped,
+            sequential=params.sequential,
+            n_star=params.n_star,
             alpha=params.alpha,
             power=params.power,
             expected_split=params.expected_split,
@@ -201,4 +256,9 @@ def run(ctx: JobContext, params: AbTestParams) -> dict[str, Any]:
     return {"analysis_id": analysis_id, "experiment": params.experiment, **result}
 
 
-KIND = JobKind("abtest", AbTestParams, run, "Analyse an A/B test on CTR and store the result.")
+KIND = JobKind(
+    "abtest",
+    AbTestParams,
+    run,
+    "Analyse an A/B test (CTR by default, or another per-user metric) and store the result.",
+)

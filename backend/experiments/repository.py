@@ -1,4 +1,4 @@
-"""All SQL for stored A/B analyses."""
+"""All SQL for experiments: their definitions and their stored A/B analyses."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, defer
 
-from backend.db.tables import ExperimentAnalysisRow
+from backend.db.tables import ExperimentAnalysisRow, ExperimentDefinition
 
 
 def add(
@@ -75,3 +75,29 @@ def briefs(session: Session, analysis_ids: list[int]) -> dict[int, ExperimentAna
         .where(ExperimentAnalysisRow.id.in_(analysis_ids))
     )
     return {row.id: row for row in session.scalars(stmt)}
+
+
+def add_definition(
+    session: Session, *, name: str, description: str, variants: list[dict[str, Any]]
+) -> ExperimentDefinition:
+    row = ExperimentDefinition(
+        name=name, description=description, status="draft", variants=variants
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def definition(session: Session, name: str) -> ExperimentDefinition | None:
+    stmt = select(ExperimentDefinition).where(ExperimentDefinition.name == name)
+    return session.scalars(stmt).one_or_none()
+
+
+def definitions(session: Session) -> Sequence[ExperimentDefinition]:
+    return session.scalars(select(ExperimentDefinition).order_by(ExperimentDefinition.name)).all()
+
+
+def running(session: Session) -> Sequence[ExperimentDefinition]:
+    """The running experiments (at most one: a partial unique index holds it)."""
+    stmt = select(ExperimentDefinition).where(ExperimentDefinition.status == "running")
+    return session.scalars(stmt).all()

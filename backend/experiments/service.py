@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from backend.abtest import plan_sample_size
 from backend.config import Settings
 from backend.errors import InvalidInputError, NotFoundError
-from backend.experiments import repository
+from backend.experiments import definitions, repository
 from backend.experiments.schemas import (
     AnalysisBriefOut,
     AnalysisOut,
@@ -74,8 +74,9 @@ def sample_size(
 
 
 def list_experiments(session: Session, lake_dir: Path) -> ExperimentListOut:
-    """Every experiment the lake has events of or that was analysed, by name, with its latest
-    verdict."""
+    """Every experiment defined, with events in the lake or analysed, by name, with its
+    definition (when defined) and latest verdict."""
+    defined = definitions.by_name(session)
     analysed = {name: (n, last) for name, n, last in repository.summaries(session)}
     # An empty (or absent) lake lists no experiment: the reader answers its LakeEmptyError with
     # an empty list. A lake that cannot be read right now (a damaged Parquet file, a file that
@@ -88,9 +89,10 @@ def list_experiments(session: Session, lake_dir: Path) -> ExperimentListOut:
         in_lake = set()
     latest = repository.briefs(session, [last for _, last in analysed.values()])
     items = []
-    for name in sorted(set(analysed) | in_lake):
+    for name in sorted(set(analysed) | in_lake | set(defined)):
         n, last = analysed.get(name, (0, None))
         row = None if last is None else latest.get(last)
+        definition = defined.get(name)
         items.append(
             ExperimentSummaryOut(
                 experiment=name,
@@ -99,6 +101,8 @@ def list_experiments(session: Session, lake_dir: Path) -> ExperimentListOut:
                 latest=None
                 if row is None
                 else LatestVerdictOut.model_validate(row, from_attributes=True),
+                status=None if definition is None else definition.status,
+                definition=definition,
             )
         )
     return ExperimentListOut(items=items)
@@ -177,8 +181,12 @@ def analyze_upload(
     *,
     unit: str,
     control: str | None,
+    options: dict[str, Any] | None = None,
 ) -> JobOut:
     """Store an uploaded CSV in the uploads dir and submit an abtest job on it.
+
+    ``options`` are more params of the job (metric, guardrails, CUPED, sequential), checked by
+    the job's params model like every other.
 
     The server names the file, inside the uploads dir (an allowed root); the job names it by
     that name alone, so no server path reaches the job's params. A job refused at submit time
@@ -195,6 +203,7 @@ def analyze_upload(
     path = uploads / f"{name}-{uuid.uuid4().hex}.csv"
     path.write_bytes(body)
     params: dict[str, Any] = {
+        **(options or {}),
         "experiment": name,
         "source": "csv",
         "upload": path.name,

@@ -8,6 +8,8 @@ that call these readers then need no JVM. For a lake that outgrows memory, read 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -29,10 +31,19 @@ def _dataset(lake_dir: Path, table: str) -> ds.Dataset:
             f"the lake {lake_dir} has no {table} yet (no Parquet files under {root}); "
             "ingest events first (recflow ingest)"
         )
+    partitioning = ds.partitioning(pa.schema([("dt", pa.string())]), flavor="hive")
+    found = ds.dataset(root, format="parquet", partitioning=partitioning)
+    # Files written before a contract field existed lack its column. pyarrow takes a dataset's
+    # schema from its first file, which would hide newer columns (or fail to find one named in
+    # ``columns``); the union of every file's schema reads old files' missing columns as nulls.
+    schema = pa.unify_schemas(
+        [f.physical_schema for f in found.get_fragments()] + [partitioning.schema]
+    )
     return ds.dataset(
         root,
+        schema=schema,
         format="parquet",
-        partitioning=ds.partitioning(pa.schema([("dt", pa.string())]), flavor="hive"),
+        partitioning=partitioning,
         exclude_invalid_files=False,
     )
 
@@ -94,6 +105,93 @@ def read_experiment_events(lake_dir: Path, experiment: str) -> pd.DataFrame:
         )
     frame["ts"] = pd.to_datetime(frame["ts"], utc=True)
     return frame.sort_values("ts", kind="stable").reset_index(drop=True)
+
+
+#: Event types counted per user for experiment metrics, and the column each one counts into.
+USER_COUNT_TYPES = {
+    "impression": "impressions",
+    "click": "clicks",
+    "view": "views",
+    "purchase": "purchases",
+}
+
+
+@dataclass(frozen=True)
+class ExperimentUsers:
+    """Per-user aggregates of one experiment (see :func:`read_experiment_users`): ``users`` has
+    one row per (user, variant); ``start`` is where the experiment period began and
+    ``pre_start`` where the pre-period began (None without one)."""
+
+    users: pd.DataFrame
+    start: datetime
+    pre_start: datetime | None
+
+
+def _utc(value: datetime) -> pa.Scalar:
+    stamp = pd.Timestamp(value)
+    stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+    return pa.scalar(stamp.to_pydatetime(), type=pa.timestamp("us", tz="UTC"))
+
+
+def _count_per_user(frame: pd.DataFrame, keys: list[str], prefix: str = "") -> pd.DataFrame:
+    counts = pd.crosstab([frame[k] for k in keys], frame["type"])
+    counts = counts.reindex(columns=list(USER_COUNT_TYPES), fill_value=0)
+    counts.columns = [prefix + USER_COUNT_TYPES[c] for c in counts.columns]
+    return counts.astype("int64").reset_index()
+
+
+def read_experiment_users(
+    lake_dir: Path,
+    experiment: str,
+    *,
+    start: datetime | None = None,
+    pre_period: timedelta | None = None,
+) -> ExperimentUsers:
+    """One row per (user, variant) of an experiment: ``impressions``, ``clicks``, ``views`` and
+    ``purchases`` counted from its events at or after ``start`` (default: its first event).
+
+    With ``pre_period``, also ``pre_impressions``, ``pre_clicks``, ``pre_views`` and
+    ``pre_purchases``: the same users' events of those types in ``[start - pre_period, start)``
+    whatever experiment they belong to (before the start a user is in none), 0 for a user with
+    none: the covariates of CUPED. Rows are sorted by user. Raises ``LakeEmptyError`` when the
+    experiment has no such event in the lake (naming the experiments that do).
+    """
+    condition = (pc.field("experiment") == experiment) & pc.field("type").isin(
+        list(USER_COUNT_TYPES)
+    )
+    if start is not None:
+        condition = condition & (pc.field("ts") >= _utc(start))
+    events = read_events(lake_dir, columns=["user", "variant", "type", "ts"], filter=condition)
+    if events.empty:
+        known = list_experiments(lake_dir)
+        raise LakeEmptyError(
+            f"experiment {experiment!r} has no impressions, clicks, views or purchases in the "
+            f"lake {lake_dir}{' from the start given' if start is not None else ''}; known "
+            f"experiments: {', '.join(known) if known else 'none'}"
+        )
+    if start is not None:
+        begin: datetime = _utc(start).as_py()
+    else:
+        begin = pd.to_datetime(events["ts"], utc=True).min().to_pydatetime()
+    users = _count_per_user(events, ["user", "variant"])
+    pre_start = None
+    if pre_period is not None:
+        pre_start = begin - pre_period
+        pre = read_events(
+            lake_dir,
+            columns=["user", "type"],
+            filter=pc.field("type").isin(list(USER_COUNT_TYPES))
+            & (pc.field("ts") >= _utc(pre_start))
+            & (pc.field("ts") < _utc(begin))
+            & pc.field("user").isin(users["user"].unique().tolist()),
+        )
+        pre_counts = _count_per_user(pre, ["user"], "pre_")
+        users = users.merge(pre_counts, on="user", how="left")
+        pre_columns = ["pre_" + c for c in USER_COUNT_TYPES.values()]
+        users[pre_columns] = users[pre_columns].fillna(0).astype("int64")
+    users = users.sort_values(["user", "variant"], kind="stable").reset_index(drop=True)
+    users.columns.name = None
+    return ExperimentUsers(users, begin, pre_start)
 
 
 def list_experiments(lake_dir: Path) -> list[str]:

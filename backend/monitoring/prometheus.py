@@ -182,6 +182,12 @@ class StateCollector(Collector):
             "Click-through rate per experiment variant in each window.",
             labels=["window", "experiment", "variant"],
         )
+        model_ctr = GaugeMetricFamily(
+            "recflow_monitor_model_ctr",
+            "Click-through rate per experiment variant and model version in each window "
+            '(experiment and variant "" outside experiments).',
+            labels=["window", "experiment", "variant", "model_version"],
+        )
         users = GaugeMetricFamily(
             "recflow_monitor_distinct_users", "Distinct users in each window.", labels=["window"]
         )
@@ -192,8 +198,13 @@ class StateCollector(Collector):
             for v in w["variants"]:
                 if v["ctr"] is not None:
                     ctr.add_metric([name, v["experiment"], v["variant"]], v["ctr"])
+            for m in w.get("models", []):  # absent from a snapshot of an older monitor
+                if m["ctr"] is not None:
+                    labels = [name, m["experiment"] or "", m["variant"] or "", m["model_version"]]
+                    model_ctr.add_metric(labels, m["ctr"])
         yield rates
         yield ctr
+        yield model_ctr
         yield users
 
 

@@ -65,6 +65,17 @@ class VariantOut(BaseModel):
     ctr: float | None
 
 
+class ModelOut(BaseModel):
+    """CTR of one model version within an experiment variant (``None``: outside experiments)."""
+
+    experiment: str | None
+    variant: str | None
+    model_version: str
+    impressions: int
+    clicks: int
+    ctr: float | None
+
+
 class TopItemOut(BaseModel):
     item: str
     clicks: int
@@ -89,6 +100,7 @@ class SummaryOut(_Open):
     rate_per_s: dict[str, float]
     distinct_users: int
     variants: list[VariantOut]
+    models: list[ModelOut] = []
     top_items: list[TopItemOut]
     latency_p50_s: float | None
     latency_p99_s: float | None

@@ -31,6 +31,7 @@ class Counted(NamedTuple):
     item: str
     experiment: str | None
     variant: str | None
+    model_version: str | None
 
 
 def validate_batch(
@@ -55,6 +56,7 @@ def validate_batch(
                     result.item,
                     result.experiment,
                     result.variant,
+                    result.model_version,
                 )
             )
     return valid, invalid

@@ -22,6 +22,10 @@ Edge cases, decided once here:
 * **CTR** of an experiment variant is clicks / impressions of events that carry that experiment and
   variant, in the window; ``None`` when the window has no impression of it (never NaN). Clicks
   without an impression in the window still count, so CTR can exceed 1 on thin data.
+* **CTR per model version** is the same ratio per (experiment, variant, ``model_version``), over
+  the impressions and clicks that carry a ``model_version`` (events without an experiment
+  included, as experiment and variant ``None``): the model that served the recommendation an
+  impression shows, and the one a click's recommendation came from when the client echoes it.
 * **Distinct users** counts users with at least one event in the window (events without an
   experiment included). It is exact: the last second each user was seen is kept for the longest
   span.
@@ -30,23 +34,19 @@ Edge cases, decided once here:
   reported as the upper edge of its bin, i.e. conservatively. Above 1 h it is reported as 3600 s.
 
 Memory is bounded by the longest span: one bucket per second that had events, holding per-type
-counts, per-variant impressions and clicks, clicks per item and a sparse latency histogram; plus
-one entry per distinct user of the longest span.
+counts, per-variant and per-model impressions and clicks, clicks per item and a sparse latency
+histogram; plus one entry per distinct user of the longest span.
 """
 
 from __future__ import annotations
 
 import heapq
-from bisect import bisect_left
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
-#: Upper edges (seconds) of the latency histogram bins; bin 0 is ``<= 0`` (clock skew ahead).
-LATENCY_EDGES_S: Final[tuple[float, ...]] = (
-    0.0,
-    *(round(10 ** (k / 20) * 0.001, 9) for k in range(0, 132)),
-)
+from backend.monitoring.latency import LATENCY_EDGES_S as LATENCY_EDGES_S
+from backend.monitoring.latency import histogram_quantile, latency_bin
 
 
 class EventLike(Protocol):
@@ -64,6 +64,8 @@ class EventLike(Protocol):
     def experiment(self) -> str | None: ...
     @property
     def variant(self) -> str | None: ...
+    @property
+    def model_version(self) -> str | None: ...
 
 
 DEFAULT_SPANS_S: Final[tuple[int, ...]] = (60, 300, 3600)
@@ -78,47 +80,27 @@ def window_name(span_s: int) -> str:
     return f"{span_s}s"
 
 
-def latency_bin(seconds: float) -> int:
-    """Index of the histogram bin of a latency: the first bin whose upper edge is >= it.
-
-    Latencies above the last edge go to the last bin (reported as that edge).
-    """
-    return min(bisect_left(LATENCY_EDGES_S, seconds), len(LATENCY_EDGES_S) - 1)
-
-
-def histogram_quantile(counts: Mapping[int, int], q: float) -> float | None:
-    """The ``q``-quantile (0 < q <= 1) of a sparse latency histogram ``{bin: count}``.
-
-    Returns the upper edge of the first bin where the cumulative count reaches ``q * total``
-    (nearest-rank definition, so p99 of 100 samples is the 99th smallest); ``None`` when the
-    histogram is empty.
-    """
-    if not 0 < q <= 1:
-        raise ValueError(f"a quantile must be in (0, 1], got {q}")
-    total = sum(counts.values())
-    if total <= 0:
-        return None
-    rank = q * total
-    seen = 0
-    for b in sorted(counts):
-        seen += counts[b]
-        if seen >= rank:
-            return LATENCY_EDGES_S[b]
-    return LATENCY_EDGES_S[max(counts)]
-
-
 class _Agg:
     """Counts of one bucket or of one window (a running sum of buckets)."""
 
-    __slots__ = ("clicks", "latency", "types", "variants")
+    __slots__ = ("clicks", "latency", "models", "types", "variants")
 
     def __init__(self) -> None:
         self.types: dict[str, int] = {}
         self.variants: dict[tuple[str, str], list[int]] = {}  # [impressions, clicks]
+        # (experiment, variant, model version) -> [impressions, clicks]; "" for no experiment.
+        self.models: dict[tuple[str, str, str], list[int]] = {}
         self.clicks: dict[str, int] = {}  # item -> clicks
         self.latency: dict[int, int] = {}  # bin -> count
 
-    def add(self, etype: str, item: str, key: tuple[str, str] | None, lat_bin: int) -> None:
+    def add(
+        self,
+        etype: str,
+        item: str,
+        key: tuple[str, str] | None,
+        model: tuple[str, str, str] | None,
+        lat_bin: int,
+    ) -> None:
         types = self.types
         types[etype] = types.get(etype, 0) + 1
         lat = self.latency
@@ -126,22 +108,35 @@ class _Agg:
         if etype == "click":
             clicks = self.clicks
             clicks[item] = clicks.get(item, 0) + 1
-        if key is not None and (etype == "impression" or etype == "click"):
-            pair = self.variants.get(key)
-            if pair is None:
-                pair = self.variants[key] = [0, 0]
-            pair[0 if etype == "impression" else 1] += 1
+        if etype == "impression" or etype == "click":
+            slot = 0 if etype == "impression" else 1
+            if key is not None:
+                _bump(self.variants, key, slot)
+            if model is not None:
+                _bump(self.models, model, slot)
 
     def subtract(self, other: _Agg) -> None:
         _sub(self.types, other.types)
         _sub(self.clicks, other.clicks)
         _sub(self.latency, other.latency)
-        for key, (imp, clk) in other.variants.items():
-            pair = self.variants[key]
-            pair[0] -= imp
-            pair[1] -= clk
-            if pair[0] == 0 and pair[1] == 0:
-                del self.variants[key]
+        _sub_pairs(self.variants, other.variants)
+        _sub_pairs(self.models, other.models)
+
+
+def _bump(pairs: dict[Any, list[int]], key: Any, slot: int) -> None:
+    pair = pairs.get(key)
+    if pair is None:
+        pair = pairs[key] = [0, 0]
+    pair[slot] += 1
+
+
+def _sub_pairs(into: dict[Any, list[int]], other: Mapping[Any, list[int]]) -> None:
+    for key, (imp, clk) in other.items():
+        pair = into[key]
+        pair[0] -= imp
+        pair[1] -= clk
+        if pair[0] == 0 and pair[1] == 0:
+            del into[key]
 
 
 def _sub(into: dict[Any, int], other: Mapping[Any, int]) -> None:
@@ -159,6 +154,19 @@ class VariantStats:
 
     experiment: str
     variant: str
+    impressions: int
+    clicks: int
+    ctr: float | None
+
+
+@dataclass(frozen=True)
+class ModelStats:
+    """Impressions, clicks and CTR of one model version within an experiment variant
+    (``experiment`` and ``variant`` are ``None`` for events outside any experiment)."""
+
+    experiment: str | None
+    variant: str | None
+    model_version: str
     impressions: int
     clicks: int
     ctr: float | None
@@ -190,6 +198,7 @@ class WindowSummary:
     rate_per_s: dict[str, float]
     distinct_users: int
     variants: tuple[VariantStats, ...]
+    models: tuple[ModelStats, ...]
     top_items: tuple[TopItem, ...]
     latency_p50_s: float | None
     latency_p99_s: float | None
@@ -299,17 +308,19 @@ class SlidingWindows:
                 placed.without_experiment += 1
             else:
                 key = (exp, ev.variant or "")
+            version = ev.model_version
+            model = None if version is None else (exp or "", ev.variant or "", version)
             lat_bin = latency_bin((processed_ms - ev.ts) / 1000)
             bucket = buckets.get(s)
             if bucket is None:
                 bucket = buckets[s] = _Agg()
                 if s < self._first_s:
                     self._first_s = s
-            bucket.add(ev.type, ev.item, key, lat_bin)
+            bucket.add(ev.type, ev.item, key, model, lat_bin)
             age = now_s - s
             for span, agg in zip(spans, windows, strict=True):
                 if age < span:
-                    agg.add(ev.type, ev.item, key, lat_bin)
+                    agg.add(ev.type, ev.item, key, model, lat_bin)
             prev = last_seen.get(ev.user)
             if prev is None or s > prev:
                 if prev is not None:
@@ -341,6 +352,10 @@ class SlidingWindows:
             VariantStats(exp, var, imp, clk, (clk / imp) if imp else None)
             for (exp, var), (imp, clk) in sorted(agg.variants.items())
         )
+        models = tuple(
+            ModelStats(exp or None, var or None, version, imp, clk, (clk / imp) if imp else None)
+            for (exp, var, version), (imp, clk) in sorted(agg.models.items())
+        )
         top = heapq.nlargest(self.top_k, agg.clicks.items(), key=lambda kv: (kv[1], kv[0]))
         return WindowSummary(
             window=window_name(span_s),
@@ -353,6 +368,7 @@ class SlidingWindows:
             rate_per_s=rates,
             distinct_users=users,
             variants=variants,
+            models=models,
             top_items=tuple(TopItem(item, clicks) for item, clicks in top),
             latency_p50_s=histogram_quantile(agg.latency, 0.5),
             latency_p99_s=histogram_quantile(agg.latency, 0.99),

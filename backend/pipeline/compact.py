@@ -25,6 +25,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
@@ -82,7 +83,12 @@ def _compact_partition(lake_dir: Path, part: Path, target_bytes: int) -> _Rewrit
     needed = max(1, -(-total_bytes // target_bytes))
     if len(files) <= needed:
         return None
-    table_data = ds.dataset([str(f) for f in files], format="parquet").to_table()
+    paths = [str(f) for f in files]
+    # A partition may mix files written before a contract field existed with newer ones; pyarrow
+    # would take the schema of the first file and drop the newer columns, so read with the union.
+    found = ds.dataset(paths, format="parquet")
+    schema = pa.unify_schemas([f.physical_schema for f in found.get_fragments()])
+    table_data = ds.dataset(paths, schema=schema, format="parquet").to_table()
     rows = table_data.num_rows
     rows_per_file = max(1, int(rows * target_bytes / max(total_bytes, 1)))
     token = uuid.uuid4().hex[:12]

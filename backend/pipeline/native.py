@@ -33,7 +33,6 @@ from typing import TYPE_CHECKING
 from backend.streaming.events import (
     EVENT_TYPES,
     FIELDS,
-    ID_PATTERN,
     MAX_DEPTH,
     SCHEMA_VERSION,
     SQL_TYPES,
@@ -58,8 +57,9 @@ def contract_spec() -> str:
     """The contract as the parser reads it: ``name|kind|required|rule`` per field, ``;``-joined.
 
     kind is ``s``, ``i`` or ``n`` (string, integer, number); rule is ``=v`` (the supported
-    version), ``e:a/b`` (the event types), ``id:N:C`` (1-N characters of ``ID_PATTERN``, whose
-    class body is ``C``) or empty.
+    version), ``e:a/b`` (the event types), ``id:N:C`` (1-N characters of the field's character
+    class, whose body is ``C``), ``id:N:C:F`` (the same, the first character also of the class
+    whose body is ``F``) or empty.
     """
     return ";".join(f"{s.name}|{s.kind[0]}|{int(s.required)}|{_rule(s)}" for s in FIELDS)
 
@@ -70,9 +70,17 @@ def _rule(spec: FieldSpec) -> str:
     if spec.name == "type":
         return "e:" + "/".join(EVENT_TYPES)
     if spec.id_like and spec.max_length is not None:
-        assert ID_PATTERN.startswith("[") and ID_PATTERN.endswith("]"), ID_PATTERN
-        return f"id:{spec.max_length}:{ID_PATTERN[1:-1]}"
+        rule = f"id:{spec.max_length}:{_class_body(spec.chars)}"
+        if spec.first_chars is not None:
+            rule += f":{_class_body(spec.first_chars)}"
+        return rule
     return ""
+
+
+def _class_body(chars: str) -> str:
+    """The body of a character class ``[...]`` as the parser reads it (no ``:``, its separator)."""
+    assert chars.startswith("[") and chars.endswith("]") and ":" not in chars, chars
+    return chars[1:-1]
 
 
 def return_schema() -> str:

@@ -31,7 +31,6 @@ from backend.streaming.events import (
     EPOCH_MS_LIMIT,
     EVENT_TYPES,
     FIELDS,
-    ID_PATTERN,
     SCHEMA_VERSION,
     SQL_TYPES,
     FieldSpec,
@@ -235,7 +234,7 @@ def canonical_pattern() -> str:
 
     Values the contract restricts further are matched as exactly as the contract allows where a
     regex does it cheaply: ``schema_version`` is the supported version, ``type`` one of the event
-    types, and id-like strings 1-``max_length`` characters of ``ID_PATTERN`` without escapes.
+    types, and id-like strings as their rule says (``FieldSpec.id_regex``) without escapes.
     A match proves every check marked ``proven`` in ``_checks`` passes and that the text is
     valid JSON, so ``from_json`` reads it exactly as a VARIANT would. Records written by
     ``events.encode_event`` match; a record that does not (an escaped id, another version) is
@@ -258,7 +257,7 @@ def _value_pattern(spec: FieldSpec) -> str:
     if spec.name == "type":
         return '"(?:' + "|".join(EVENT_TYPES) + ')"'
     if spec.id_like and spec.max_length is not None:
-        return f'"{ID_PATTERN}{{1,{spec.max_length}}}"'
+        return f'"{spec.id_regex()}"'
     return _KIND_PATTERNS[spec.kind]
 
 
@@ -318,7 +317,7 @@ def _first_failure(
             continue
         col = typed(spec.name)
         if spec.id_like:
-            bad = ~col.rlike(rf"\A{ID_PATTERN}{{1,{spec.max_length}}}\z")
+            bad = ~col.rlike(rf"\A{spec.id_regex()}\z")
         else:
             bad = (F.char_length(col) < 1) | (F.char_length(col) > spec.max_length)
         checks.append((present(spec.name) & bad, "bad_id", spec.name, spec.id_like))

@@ -8,7 +8,11 @@ out (one Parquet row group; one Redis pipeline) before the next is computed.
 Parquet layout, one row per (user, rank): ``user`` (raw id, string), ``rank`` (1 = best, int32),
 ``item`` (raw id, string), ``score`` (unclipped estimate; float32 or float64 as computed).
 Redis layout: one key per user, ``{key_prefix}:{version}:{user}`` holding a JSON list
-``[{"item": "50", "score": 4.87}, ...]`` best first.
+``[{"item": "50", "score": 4.87}, ...]`` best first, and one meta key per version,
+``{key_prefix}:{version}`` holding ``{"version", "model_id", "n", "exclude_seen", "users",
+"computed_at"}`` (``computed_at``: Unix seconds when the run started). The meta key is deleted
+before the first list is written and set after the last, so a reader that finds it knows every
+list of the run is complete and how it was computed (serving checks it before using a list).
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ __all__ = [
     "PrecomputeResult",
     "RedisClient",
     "RedisPipeline",
+    "meta_key",
     "precompute_topn",
     "redis_key",
 ]
@@ -52,6 +57,8 @@ class RedisPipeline(Protocol):
     """The part of a redis-py pipeline that precompute uses."""
 
     def set(self, name: str, value: str, ex: int | None = None) -> Any: ...
+
+    def delete(self, *names: str) -> Any: ...
 
     def execute(self) -> Any: ...
 
@@ -80,6 +87,11 @@ class PrecomputeResult:
 def redis_key(key_prefix: str, version: str, raw_user: str) -> str:
     """The Redis key of one user's precomputed list."""
     return f"{key_prefix}:{version}:{raw_user}"
+
+
+def meta_key(key_prefix: str, version: str) -> str:
+    """The Redis key of a version's precompute meta (never a user's key: those have 3 parts)."""
+    return f"{key_prefix}:{version}"
 
 
 def _block_table(
@@ -137,17 +149,21 @@ def precompute_topn(
     dtype: npt.DTypeLike = np.float64,
     memory_budget: int = DEFAULT_MEMORY_BUDGET,
     progress: Callable[[int, int], None] | None = None,
+    model_id: int | None = None,
 ) -> PrecomputeResult:
     """Top ``n`` unseen items of every user (or of ``users``, inner ids), written block by block.
 
     With ``out_dir`` the lists go to ``out_dir/topn.parquet`` (written under a temporary name
     and renamed when complete, so readers never see a partial file; a rerun replaces it). With
     ``redis`` each user's list is ``SET`` under :func:`redis_key` in one pipeline per block,
-    with ``ttl_seconds`` if given. With neither, the lists are computed and only counted.
+    with ``ttl_seconds`` if given, and the version's :func:`meta_key` (``model_id`` is recorded
+    in it) is deleted first and set last, with the same TTL. With neither, the lists are
+    computed and only counted.
     ``progress(done_users, total_users)`` is called after each block. Ranking and ties follow
     :func:`backend.recsys.topn.recommend`.
     """
     started = time.perf_counter()
+    started_at = time.time()
     if not version or ":" in version:
         raise InvalidParameterError(f"version must be non-empty and free of ':', got {version!r}")
     if ttl_seconds is not None and ttl_seconds < 1:
@@ -178,6 +194,10 @@ def precompute_topn(
 
     compute_s = write_s = 0.0
     n_rows = n_blocks = redis_keys = done = 0
+    if redis is not None:  # readers must not trust lists of a run that is not complete
+        pipe = redis.pipeline(transaction=False)
+        pipe.delete(meta_key(key_prefix, version))
+        pipe.execute()
     try:
         blocks = iter_topn_blocks(
             model,
@@ -209,6 +229,18 @@ def precompute_topn(
             writer.close()
             writer = None
             os.replace(tmp_path, final_path)
+        if redis is not None:
+            meta = {
+                "version": version,
+                "model_id": model_id,
+                "n": int(n),
+                "exclude_seen": bool(exclude_seen),
+                "users": done,
+                "computed_at": started_at,
+            }
+            pipe = redis.pipeline(transaction=False)
+            pipe.set(meta_key(key_prefix, version), json.dumps(meta), ex=ttl_seconds)
+            pipe.execute()
     finally:
         if writer is not None:
             writer.close()

@@ -142,3 +142,47 @@ def _sample_pairs(
         )
     codes = codes[:n_ratings]
     return codes // n_items, codes % n_items
+
+
+def latent_index(raw_id: str, prefix: str, n: int) -> int | None:
+    """The row of ``raw_id`` (``f"{prefix}{k}"``) in the truth's arrays, or None for an id the
+    generator never made (another prefix, not a plain decimal, or ``k >= n``)."""
+    digits = raw_id[len(prefix) :]
+    if not raw_id.startswith(prefix) or not digits.isdigit() or digits != str(int(digits)):
+        return None
+    k = int(digits)
+    return k if k < n else None
+
+
+def true_affinity(data: SyntheticData, users: np.ndarray, items: np.ndarray) -> FloatArray:
+    """The noise-free expected rating above the global mean, ``b_u + b_i + p_u · q_i``, for
+    each (``users[k]``, ``items[k]``) pair of row indexes."""
+    u = np.asarray(users, dtype=np.int64)
+    i = np.asarray(items, dtype=np.int64)
+    dots = np.einsum("ij,ij->i", data.user_factors[u], data.item_factors[i])
+    return np.asarray(data.user_bias[u] + data.item_bias[i] + dots, dtype=np.float64)
+
+
+def click_probability(
+    data: SyntheticData,
+    users: np.ndarray,
+    items: np.ndarray,
+    *,
+    base_ctr: float = 0.02,
+    slope: float = 0.8,
+) -> FloatArray:
+    """The true probability that user ``users[k]`` clicks item ``items[k]`` when shown it:
+    ``p = σ(logit(base_ctr) + slope · a)``, ``a = b_u + b_i + p_u · q_i`` (``true_affinity``,
+    in rating points), ``σ(x) = 1 / (1 + e^-x)``.
+
+    ``base_ctr`` is the probability at zero affinity (an average user and item); ``slope`` is the
+    change in log-odds per rating point. With the defaults an average shown item is clicked a few
+    percent of the time and the best items for a user about one time in seven, so a ranking
+    that knows the user's taste earns visibly more clicks than one that does not.
+    """
+    if not 0.0 < base_ctr < 1.0:
+        raise DataError(f"base_ctr must be between 0 and 1 (exclusive), got {base_ctr}")
+    if slope < 0 or not np.isfinite(slope):
+        raise DataError(f"slope must be a finite number >= 0, got {slope}")
+    logit = np.log(base_ctr / (1.0 - base_ctr)) + slope * true_affinity(data, users, items)
+    return np.asarray(1.0 / (1.0 + np.exp(-logit)), dtype=np.float64)

@@ -25,9 +25,20 @@ class RecommendationsOut(BaseModel):
     user: str
     model_version: str
     strategy: Literal["personalized", "popular"] = Field(
-        description="popular: the cold-start fallback for a user the model does not know"
+        description="popular: the cold-start fallback for a user the model does not know, or "
+        "the variant's strategy"
     )
     items: list[RankedItemOut]
+    experiment: str | None = Field(description="the running experiment the user is in, if any")
+    variant: str | None = Field(description="the user's variant of that experiment, if any")
+    recommendation_id: str = Field(
+        description="unique id of this answer; impression and feedback events carry it"
+    )
+    source: Literal["computed", "precomputed"] = Field(
+        default="computed",
+        description="precomputed: read from the model's precomputed top-N list in Redis "
+        "(RECFLOW_SERVING_PRECOMPUTED); computed: scored in memory for this request",
+    )
 
 
 class BatchOut(BaseModel):

@@ -1,5 +1,6 @@
-"""The serving policy: which model answers, the cold-start fallback, filters, and what each answer
-holds.
+"""The serving policy: which model answers (the active one, or the variant of the running
+experiment the user is assigned to), the cold-start fallback, filters (hidden catalogue items are
+never served), and what each answer holds.
 
 Answers are plain dicts shaped like ``backend.serving.schemas`` (the routes render them with
 orjson, the CLI prints them): building pydantic models per request would cost more than the
@@ -9,6 +10,7 @@ unknown category, a rating off the scale) propagates as it is, a 422 at the API.
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import numpy as np
@@ -20,7 +22,9 @@ from backend.recsys.foldin import fold_in, recommend_folded
 from backend.recsys.scenarios import ScenarioComparison, compare_scenarios
 from backend.recsys.similar import similar_items
 from backend.recsys.topn import TopN, popular, recommend
-from backend.serving.state import ModelHolder, ServingModel
+from backend.serving.precomputed import PrecomputedReader
+from backend.serving.state import LiveExperiment, ModelHolder, ServingModel
+from backend.streaming.assignment import assign_variant
 
 ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 ID_RULE = "1-64 characters of [A-Za-z0-9_-]"
@@ -54,9 +58,11 @@ def filters(sm: ServingModel, exclude: list[str] | None, category: list[str] | N
         if sm.categories is None:
             raise InvalidInputError(
                 "this model has no item metadata, so category= cannot filter; train it with "
-                "items_path set"
+                "items_path set or give the items categories (PUT /api/v1/items/{id})"
             )
         allowed = sm.categories.mask(category)
+    if sm.visible is not None:  # hidden items go before the top-N cut, like exclude
+        allowed = sm.visible if allowed is None else allowed & sm.visible
     return excluded, allowed
 
 
@@ -70,11 +76,32 @@ def ranked(sm: ServingModel, top: TopN) -> list[dict[str, Any]]:
     ]
 
 
+def _answer(
+    sm: ServingModel, user_id: str, strategy: str, top: TopN, source: str
+) -> dict[str, Any]:
+    return {
+        "user": user_id,
+        "model_version": sm.version,
+        "strategy": strategy,
+        "items": ranked(sm, top),
+        "experiment": None,
+        "variant": None,
+        "recommendation_id": uuid.uuid4().hex,
+        "source": source,
+    }
+
+
 def _recommend(
-    sm: ServingModel, user_id: str, n: int, exclude_seen: bool, chosen: Filters
+    sm: ServingModel,
+    user_id: str,
+    n: int,
+    exclude_seen: bool,
+    chosen: Filters,
+    *,
+    popular_only: bool = False,
 ) -> dict[str, Any]:
     excluded, allowed = chosen
-    inner = sm.ids.users.get(user_id)
+    inner = None if popular_only else sm.ids.users.get(user_id)
     if inner is None:
         top = popular(sm.model, n, exclude_items=excluded, allowed_items=allowed)
         strategy = "popular"
@@ -88,12 +115,131 @@ def _recommend(
             allowed_items=allowed,
         )
         strategy = "personalized"
-    return {
-        "user": user_id,
-        "model_version": sm.version,
-        "strategy": strategy,
-        "items": ranked(sm, top),
-    }
+    return _answer(sm, user_id, strategy, top, "computed")
+
+
+class _Assigner:
+    """Answers users as the running experiment (if any) assigns them, filters computed once per
+    model: a request reads only memory."""
+
+    def __init__(
+        self,
+        sm: ServingModel,
+        live: LiveExperiment | None,
+        exclude: list[str] | None,
+        category: list[str] | None,
+    ) -> None:
+        self.sm = sm
+        self.live = live
+        self.exclude = exclude
+        self.category = category
+        self._filters: dict[int, Filters] = {}
+
+    def _chosen(self, model: ServingModel) -> Filters:
+        key = id(model)
+        hit = self._filters.get(key)
+        if hit is None:
+            hit = self._filters[key] = filters(model, self.exclude, self.category)
+        return hit
+
+    def route(self, user_id: str) -> tuple[ServingModel | None, str | None, str | None]:
+        """The model that answers ``user_id`` (None: the popular strategy), with the running
+        experiment and the user's variant (None outside any experiment)."""
+        live = self.live
+        if live is None:
+            return self.sm, None, None
+        experiment = live.experiment
+        variant = assign_variant(experiment.name, user_id, experiment.names, experiment.weights)
+        return live.models[variant], experiment.name, variant
+
+    def answer(self, user_id: str, n: int, exclude_seen: bool) -> dict[str, Any]:
+        if self.live is None:
+            return _recommend(self.sm, user_id, n, exclude_seen, self._chosen(self.sm))
+        return self.answer_routed(user_id, n, exclude_seen, self.route(user_id))
+
+    def answer_routed(
+        self,
+        user_id: str,
+        n: int,
+        exclude_seen: bool,
+        routed: tuple[ServingModel | None, str | None, str | None],
+    ) -> dict[str, Any]:
+        model, experiment, variant = routed
+        if model is None:  # the popular strategy: the active model's popularity list
+            out = _recommend(
+                self.sm, user_id, n, exclude_seen, self._chosen(self.sm), popular_only=True
+            )
+        else:
+            out = _recommend(model, user_id, n, exclude_seen, self._chosen(model))
+        out["experiment"] = experiment
+        out["variant"] = variant
+        return out
+
+
+def serve(
+    holder: ModelHolder,
+    user_id: str,
+    n: int,
+    exclude_seen: bool,
+    exclude: list[str] | None,
+    category: list[str] | None,
+) -> dict[str, Any]:
+    """Top ``n`` for ``user_id`` (``RecommendationsOut``) as served to traffic: from the model
+    of the running experiment's variant the user is assigned to (``assign_variant``, the hash
+    the simulator shares), else from the active model; ``experiment`` and ``variant`` say which
+    (null outside any experiment), ``recommendation_id`` names the answer, and ``source`` is
+    ``computed`` (``serve_read`` may answer ``precomputed``)."""
+    view = holder.view
+    sm = view.active if view.active is not None else active(holder)
+    return _Assigner(sm, view.experiment, exclude, category).answer(user_id, n, exclude_seen)
+
+
+async def serve_read(
+    holder: ModelHolder,
+    reader: PrecomputedReader,
+    user_id: str,
+    n: int,
+    exclude_seen: bool,
+    exclude: list[str] | None,
+    category: list[str] | None,
+) -> dict[str, Any]:
+    """``serve``, answered from the user's precomputed list (``source`` ``precomputed``) when
+    ``reader`` finds a valid one for the model that answers the user; computed otherwise.
+
+    Filters a list cannot honour (``exclude``, ``category``), the popular strategy and users the
+    model does not know (the popularity fallback) are always computed, with no Redis read.
+    """
+    view = holder.view
+    sm = view.active if view.active is not None else active(holder)
+    assigner = _Assigner(sm, view.experiment, exclude, category)
+    if exclude or category:
+        return assigner.answer(user_id, n, exclude_seen)
+    routed = assigner.route(user_id)
+    model, experiment, variant = routed
+    if model is not None and user_id in model.ids.users:
+        top = await reader.lookup(model, user_id, n, exclude_seen)
+        if top is not None:
+            out = _answer(model, user_id, "personalized", top, "precomputed")
+            out["experiment"] = experiment
+            out["variant"] = variant
+            return out
+    return assigner.answer_routed(user_id, n, exclude_seen, routed)
+
+
+def serve_batch(
+    holder: ModelHolder,
+    users: list[str],
+    n: int,
+    exclude_seen: bool,
+    exclude: list[str] | None,
+    category: list[str] | None,
+) -> dict[str, Any]:
+    """``serve`` each user, in order (``BatchOut``; its ``model_version`` is the active one)."""
+    view = holder.view
+    sm = view.active if view.active is not None else active(holder)
+    assigner = _Assigner(sm, view.experiment, exclude, category)
+    results = [assigner.answer(u, n, exclude_seen) for u in users]
+    return {"model_version": sm.version, "results": results}
 
 
 def recommend_for(
@@ -109,26 +255,12 @@ def recommend_for(
     return _recommend(sm, user_id, n, exclude_seen, filters(sm, exclude, category))
 
 
-def recommend_batch(
-    sm: ServingModel,
-    users: list[str],
-    n: int,
-    exclude_seen: bool,
-    exclude: list[str] | None,
-    category: list[str] | None,
-) -> dict[str, Any]:
-    """``recommend_for`` each user, in order, from one model (``BatchOut``)."""
-    chosen = filters(sm, exclude, category)
-    results = [_recommend(sm, u, n, exclude_seen, chosen) for u in users]
-    return {"model_version": sm.version, "results": results}
-
-
 def similar(sm: ServingModel, item_id: str, n: int) -> dict[str, Any]:
     """The ``n`` items nearest ``item_id`` by cosine similarity of item factors (``SimilarOut``)."""
     inner = sm.ids.items.get(item_id)
     if inner is None:
         raise NotFoundError(f"item {item_id!r} is not in the catalogue of model {sm.version}")
-    top = similar_items(sm.model, inner, n)
+    top = similar_items(sm.model, inner, n, allowed_items=sm.visible)
     return {"item": item_id, "model_version": sm.version, "items": ranked(sm, top)}
 
 

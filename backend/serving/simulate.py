@@ -1,13 +1,15 @@
 """``simulate``: scenarios on trained models, without retraining.
 
-Modes: ``precompute`` writes every user's top-N of a model version to the lake as Parquet (and
-into Redis for O(1) serving when a Redis URL is configured), by blocked matrix multiplication
-with bounded memory; ``compare`` lists one user's top-N under several versions side by side with
-their overlap; ``what_if`` folds hypothetical ratings into a user and returns the new top-N.
+Modes: ``precompute`` writes every user's top-N of a model version to the lake as Parquet (and,
+with ``to_redis``, into Redis, where serving reads them when ``RECFLOW_SERVING_PRECOMPUTED`` is
+on), by blocked matrix multiplication with bounded memory; ``compare`` lists one user's top-N
+under several versions side by side with their overlap; ``what_if`` folds hypothetical ratings
+into a user and returns the new top-N.
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any, Literal
 
@@ -56,6 +58,12 @@ class SimulateParams(JobParams):
 
 
 def _model(ctx: JobContext, version: str | None) -> tuple[str, FactorModel]:
+    _, name, model = _registered(ctx, version)
+    return name, model
+
+
+def _registered(ctx: JobContext, version: str | None) -> tuple[int, str, FactorModel]:
+    """The registry id, version and model of ``version`` (default: the active one)."""
     with session_scope(ctx.settings.sqlalchemy_url) as s:
         row = repo.by_version(s, version) if version else repo.active(s)
         if row is None:
@@ -64,8 +72,8 @@ def _model(ctx: JobContext, version: str | None) -> tuple[str, FactorModel]:
                 if version
                 else "no active model; train one first (kind=train) or pass version"
             )
-        name, path = row.version, Path(row.path)
-    return name, load_artifact(path).model
+        model_id, name, path = row.id, row.version, Path(row.path)
+    return model_id, name, load_artifact(path).model
 
 
 def run(ctx: JobContext, p: SimulateParams) -> dict[str, Any]:
@@ -100,7 +108,7 @@ def run(ctx: JobContext, p: SimulateParams) -> dict[str, Any]:
             ],
         }
     with ctx.stage("load") as st:
-        version, model = _model(ctx, p.version)
+        model_id, version, model = _registered(ctx, p.version)
         st.rows_out = model.n_users
     if p.mode == "what_if":
         with ctx.stage("fold_in", rows_in=len(p.ratings)):
@@ -129,6 +137,10 @@ def run(ctx: JobContext, p: SimulateParams) -> dict[str, Any]:
             out_dir=out,
             redis=redis_client,
             version=version,
+            key_prefix=ctx.settings.topn_key_prefix,
+            # Serving never uses a list older than this: Redis may as well drop it.
+            ttl_seconds=math.ceil(ctx.settings.serving_precomputed_max_age_s),
+            model_id=model_id,
             memory_budget=p.memory_budget_mb * 2**20,
             progress=lambda done, total: ctx.progress(done / total, f"{done}/{total} users"),
         )

@@ -36,8 +36,10 @@ Checks run in this order, and the first failure decides the reason:
 6. ``unknown_type``: ``type`` is not one of ``EVENT_TYPES``.
 7. ``missing_field``: ``rating`` absent on a rating event, or only one of ``experiment`` and
    ``variant`` given.
-8. ``bad_id``: ``event_id`` is empty or longer than 128 characters, or ``user``, ``item``,
-   ``experiment``, ``variant`` or ``source`` is not 1-64 characters of ``[A-Za-z0-9_-]``.
+8. ``bad_id``: ``event_id`` is empty or longer than 128 characters, ``user``, ``item``,
+   ``experiment``, ``variant``, ``recommendation_id`` or ``source`` is not 1-64 characters of
+   ``[A-Za-z0-9_-]``, or ``model_version`` is not a model version label (``MODEL_VERSION_PATTERN``:
+   1-64 characters of ``[A-Za-z0-9._-]`` starting with a letter or digit), in field order.
 9. ``rating_not_allowed``: a non-null ``rating`` on an event whose type is not ``rating``.
 10. ``rating_out_of_scale``: ``rating`` outside the configured scale (inclusive; default 1-5).
 11. ``ts_too_far_future`` / ``ts_too_far_past``: ``ts`` later than now + ``max_future_skew``, or
@@ -46,6 +48,8 @@ Checks run in this order, and the first failure decides the reason:
     timestamp in the lake can hold (about 292,000 years either side of 1970).
 
 Unknown extra fields are ignored (forward compatibility); they are not stored in the lake.
+``recommendation_id`` and ``model_version`` are optional, so records written before they existed
+are still valid v1 events (and lake files written before them lack the two columns).
 Duplicates (the same ``event_id`` twice) are not a validation failure: the ingestion job drops
 them within its dedupe watermark and counts them.
 """
@@ -85,6 +89,13 @@ REASONS: Final[tuple[Reason, ...]] = get_args(Reason)
 
 ID_PATTERN: Final = "[A-Za-z0-9_-]"
 ID_MAX_LENGTH: Final = 64
+#: A model version label, as the registry names versions (``backend.registry.schemas``'s
+#: ``VERSION_PATTERN``; copied because the contract imports no other layer, and a test holds the
+#: two equal): a letter or digit, then up to 63 of ``[A-Za-z0-9._-]``.
+MODEL_VERSION_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+MODEL_VERSION_FIRST: Final = "[A-Za-z0-9]"
+MODEL_VERSION_CHARS: Final = "[A-Za-z0-9._-]"
+MODEL_VERSION_MAX_LENGTH: Final = 64
 EVENT_ID_MAX_LENGTH: Final = 128
 INT64_MIN: Final = -(2**63)
 INT64_MAX: Final = 2**63 - 1
@@ -104,8 +115,9 @@ class FieldSpec:
 
     ``required`` fields must be present and non-null; ``rating`` is required only on rating events
     and ``experiment``/``variant`` only together (rules 7 and 9 in the module docstring).
-    ``id_like`` strings must be 1-``max_length`` characters of ``ID_PATTERN``; other strings only
-    1-``max_length`` characters.
+    ``id_like`` strings must be 1-``max_length`` characters of the class ``chars`` (default
+    ``ID_PATTERN``), the first one also of ``first_chars`` when given (``id_regex``); other
+    strings only 1-``max_length`` characters.
     """
 
     name: str
@@ -114,6 +126,25 @@ class FieldSpec:
     description: str
     max_length: int | None = None
     id_like: bool = False
+    chars: str = ID_PATTERN
+    first_chars: str | None = None
+
+    def id_regex(self) -> str:
+        """The unanchored regular expression of an id-like value (the same text in Python's
+        ``re``, Java's ``Pattern`` and JSON Schema): ``C{1,N}``, or ``FC{0,N-1}`` with a first
+        character class ``F``."""
+        if not self.id_like or self.max_length is None:
+            raise ValueError(f"{self.name} is not an id-like field")
+        if self.first_chars is None:
+            return f"{self.chars}{{1,{self.max_length}}}"
+        return f"{self.first_chars}{self.chars}{{0,{self.max_length - 1}}}"
+
+    def id_rule(self) -> str:
+        """The id rule in words, for rejection messages."""
+        rule = f"1-{self.max_length} characters of {self.chars}"
+        if self.first_chars is not None:
+            rule += f", the first one of {self.first_chars}"
+        return rule
 
 
 FIELDS: Final[tuple[FieldSpec, ...]] = (
@@ -149,6 +180,24 @@ FIELDS: Final[tuple[FieldSpec, ...]] = (
         "Variant of the experiment; given together with experiment.",
         max_length=ID_MAX_LENGTH,
         id_like=True,
+    ),
+    FieldSpec(
+        "recommendation_id",
+        "string",
+        False,
+        "Id of the recommendation answer an impression or feedback event belongs to.",
+        max_length=ID_MAX_LENGTH,
+        id_like=True,
+    ),
+    FieldSpec(
+        "model_version",
+        "string",
+        False,
+        "Registry version label of the model that produced the recommendation.",
+        max_length=MODEL_VERSION_MAX_LENGTH,
+        id_like=True,
+        chars=MODEL_VERSION_CHARS,
+        first_chars=MODEL_VERSION_FIRST,
     ),
     FieldSpec("ts", "integer", True, "Event time in milliseconds since the Unix epoch (UTC)."),
     FieldSpec(
@@ -221,6 +270,8 @@ class Event:
     variant: str | None = None
     source: str | None = None
     sent_at: int | None = None
+    recommendation_id: str | None = None
+    model_version: str | None = None
     schema_version: int = field(default=SCHEMA_VERSION)
 
     @property
@@ -278,7 +329,7 @@ def json_schema(rules: ValidationRules = DEFAULT_RULES) -> dict[str, Any]:
         if spec.kind == "string":
             prop["type"] = "string"
             if spec.id_like:
-                prop["pattern"] = f"^{ID_PATTERN}{{1,{spec.max_length}}}$"
+                prop["pattern"] = f"^{spec.id_regex()}$"
             elif spec.max_length is not None:
                 prop["minLength"] = 1
                 prop["maxLength"] = spec.max_length

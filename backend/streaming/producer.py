@@ -4,8 +4,9 @@
   events of a user go to one partition and keep their order. The producer is idempotent
   (``acks=all``), so its own retries add no duplicates.
 * ``DirSink(path)`` writes JSON-lines files for the embedded mode. Each file is written under a
-  hidden temporary name, fsynced, then renamed: a reader listing the directory (Spark's file
-  source) sees a file whole or not at all.
+  hidden temporary name, fsynced, then renamed (and the directory fsynced): a reader listing the
+  directory (Spark's file source) sees a file whole or not at all, and a written file survives a
+  crash.
 
 ``produce`` paces the events (events per second), stops after a count or a duration, and reports
 progress, so the CLI, a Celery task and the tests drive both sinks the same way.
@@ -208,13 +209,28 @@ class DirSink:
         name = f"{self.prefix}-{stamp}-{self._run}-{next(self._seq):06d}.jsonl"
         tmp = self.path / f".{name}.tmp"
         data = b"\n".join(self._buffer) + b"\n"
-        with tmp.open("wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, self.path / name)
-        self.files_written.append(self.path / name)
+        # A failed write leaves nothing behind: the caller is told the send failed, so the
+        # events must not reach a later file either.
         self._buffer = []
+        try:
+            with tmp.open("wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, self.path / name)
+            _fsync_dir(self.path)  # the rename itself survives a crash only once the dir is synced
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise ProducerError(f"cannot write {self.path / name}: {exc}") from exc
+        self.files_written.append(self.path / name)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 #: ``progress(sent, total)``: ``total`` is the count asked for, or None when unbounded.

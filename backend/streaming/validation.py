@@ -9,6 +9,7 @@ database, queue or Spark code.
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime
 from typing import Any
 
@@ -17,7 +18,6 @@ from backend.streaming.events import (
     EPOCH_MS_LIMIT,
     EVENT_TYPES,
     FIELDS,
-    ID_PATTERN,
     INT64_MAX,
     INT64_MIN,
     MAX_DEPTH,
@@ -83,10 +83,8 @@ def _kind_matches(kind: FieldKind, value: Any) -> bool:
     return isinstance(value, int | float)
 
 
-def _id_ok(value: str, max_length: int) -> bool:
-    return 1 <= len(value) <= max_length and all(
-        c.isascii() and (c.isalnum() or c in "_-") for c in value
-    )
+#: The id rule of each id-like field, compiled once (``FieldSpec.id_regex``).
+_ID_RULES = {s.name: re.compile(s.id_regex()) for s in FIELDS if s.id_like}
 
 
 def validate_event(
@@ -149,13 +147,8 @@ def validate_event(
         if spec.kind != "string" or spec.max_length is None or not present(spec.name):
             continue
         value: str = obj[spec.name]
-        if spec.id_like and not _id_ok(value, spec.max_length):
-            return Rejected(
-                "bad_id",
-                spec.name,
-                f"{spec.name} must be 1-{spec.max_length} characters of {ID_PATTERN}",
-                data,
-            )
+        if spec.id_like and _ID_RULES[spec.name].fullmatch(value) is None:
+            return Rejected("bad_id", spec.name, f"{spec.name} must be {spec.id_rule()}", data)
         if not spec.id_like and not 1 <= len(value) <= spec.max_length:
             return Rejected(
                 "bad_id", spec.name, f"{spec.name} must be 1-{spec.max_length} characters", data
@@ -207,6 +200,8 @@ def validate_event(
         variant=obj.get("variant"),
         source=obj.get("source"),
         sent_at=obj.get("sent_at"),
+        recommendation_id=obj.get("recommendation_id"),
+        model_version=obj.get("model_version"),
     )
 
 

@@ -1,4 +1,5 @@
-"""A/B experiments: analyse (as a job), read the latest analysis and its history, plan sizes."""
+"""A/B experiments: define, start and stop them (serving assigns users to the running one),
+analyse (as a job), read the latest analysis and its history, plan sizes."""
 
 from __future__ import annotations
 
@@ -11,8 +12,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from backend.api.deps import CeleryDep, SessionDep, SettingsDep
 from backend.api.params import IdPath
 from backend.api.responses import errors
-from backend.experiments import service
-from backend.experiments.schemas import AnalysisOut, ExperimentListOut, SampleSizeOut
+from backend.experiments import definitions, service
+from backend.experiments.schemas import (
+    AnalysisOut,
+    ExperimentIn,
+    ExperimentListOut,
+    ExperimentOut,
+    SampleSizeOut,
+)
 from backend.jobs.schemas import JobOut
 
 router = APIRouter(prefix="/experiments", tags=["experiments"])
@@ -66,8 +73,53 @@ def sample_size(
 
 @router.get("", response_model=ExperimentListOut)
 def list_experiments(session: SessionDep, settings: SettingsDep) -> ExperimentListOut:
-    """Experiments seen in the lake or analysed before, with their latest verdict."""
+    """Experiments defined, seen in the lake or analysed, with definition and latest verdict."""
     return service.list_experiments(session, settings.lake_dir)
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=ExperimentOut,
+    responses=errors(409, s409="an experiment of this name exists"),
+)
+def create_experiment(body: ExperimentIn, response: Response, session: SessionDep) -> ExperimentOut:
+    """Define an experiment (draft): variants with weights, each a model version or `popular`."""
+    out = definitions.create(session, body)
+    response.headers["Location"] = f"/api/v1/experiments/{out.name}"
+    return out
+
+
+@router.get(
+    "/{name}",
+    response_model=ExperimentOut,
+    responses=errors(404, s404="the experiment is not defined"),
+)
+def get_experiment(name: ExperimentName, session: SessionDep) -> ExperimentOut:
+    """The experiment's definition: variants, split, status and its timestamps."""
+    return definitions.get(session, name)
+
+
+@router.post(
+    "/{name}/start",
+    response_model=ExperimentOut,
+    responses=errors(
+        404, 409, s404="the experiment is not defined", s409="not a draft, or another runs"
+    ),
+)
+def start_experiment(name: ExperimentName, session: SessionDep) -> ExperimentOut:
+    """Start a draft experiment: serving assigns users to its variants within seconds."""
+    return definitions.start(session, name)
+
+
+@router.post(
+    "/{name}/stop",
+    response_model=ExperimentOut,
+    responses=errors(404, 409, s404="the experiment is not defined", s409="it is not running"),
+)
+def stop_experiment(name: ExperimentName, session: SessionDep) -> ExperimentOut:
+    """Stop a running experiment: everyone gets the active model again."""
+    return definitions.stop(session, name)
 
 
 @router.post(
@@ -110,8 +162,24 @@ async def upload_csv(
     settings: SettingsDep,
     unit: Annotated[str, Query(pattern="^(user|impression)$")] = "user",
     control: str | None = None,
+    metric: Annotated[
+        str | None, Query(description="ctr (default), click_users, clicks, views, purchases, value")
+    ] = None,
+    guardrail: Annotated[
+        list[str] | None, Query(description="a metric checked for no significant harm; repeat")
+    ] = None,
+    cuped: Annotated[bool | None, Query(description="adjust with the CSV's pre_* columns")] = None,
+    sequential: Annotated[bool | None, Query(description="always-valid p-values")] = None,
+    n_star: Annotated[float | None, Query(gt=0, description="users at which to decide")] = None,
 ) -> JobOut:
     """Analyse an uploaded CSV (user,variant,impressions,clicks or user,variant,type rows)."""
+    options = {
+        "metric": metric,
+        "guardrails": guardrail,
+        "cuped": cuped,
+        "sequential": sequential,
+        "n_star": n_star,
+    }
     body = await request.body()
     # Checking and writing the file and sending the job block: off the event loop, so the
     # serving routes of this process keep answering meanwhile.
@@ -124,6 +192,7 @@ async def upload_csv(
         body,
         unit=unit,
         control=control,
+        options={k: v for k, v in options.items() if v is not None},
     )
     return _located(job, response)
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import re
-from typing import Annotated
+import time
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
@@ -17,7 +18,9 @@ from backend.api.responses import FastJSON, errors
 from backend.errors import InvalidInputError
 from backend.jsonable import to_jsonable
 from backend.registry.schemas import VERSION_PATTERN
-from backend.serving import service
+from backend.serving import precomputed, service
+from backend.serving.impressions import ImpressionLogger
+from backend.serving.precomputed import PrecomputedReader
 from backend.serving.schemas import (
     BatchOut,
     CompareOut,
@@ -46,6 +49,28 @@ def _holder(request: Request) -> ModelHolder:
 
 def _serving(request: Request) -> ServingModel:
     return service.active(_holder(request))
+
+
+_NO_READER = object()
+
+
+def _precomputed(request: Request) -> PrecomputedReader | None:
+    """The app's reader of precomputed lists (None when RECFLOW_SERVING_PRECOMPUTED is off),
+    made on first use inside the event loop that its asyncio Redis client then belongs to."""
+    state = request.app.state
+    reader = getattr(state, "precomputed", _NO_READER)
+    if reader is _NO_READER:
+        reader = state.precomputed = precomputed.from_settings(state.settings)
+    return reader  # type: ignore[return-value]
+
+
+def _shown(request: Request, answers: list[dict[str, Any]]) -> None:
+    """Log the impressions of what was served (buffered: never waits for the sink)."""
+    logger: ImpressionLogger | None = request.app.state.impressions
+    if logger is not None:
+        ts = int(time.time() * 1000)
+        for answer in answers:
+            logger.log(answer, ts)
 
 
 def _split(values: list[str] | None) -> list[str] | None:
@@ -118,7 +143,8 @@ def _bool_query(request: Request, name: str, default: bool) -> bool:
     openapi_extra={"parameters": _QUERY_DOCS},
 )
 async def user_recommendations(request: Request, user_id: str) -> FastJSON:
-    """Top-N for a user from the active model; unknown users get the popularity fallback."""
+    """Top-N for a user from the active model, or from their variant of the running experiment;
+    unknown users get the popularity fallback."""
     # The hot path reads its query parameters by hand: FastAPI's generic parsing of list
     # parameters cost more than the scoring itself (bench/serve.py). Rules match the docs above.
     if not _ID_RE.match(user_id):
@@ -126,17 +152,17 @@ async def user_recommendations(request: Request, user_id: str) -> FastJSON:
     n = _int_query(request, "n", 10, 1, 1000)
     exclude_seen = _bool_query(request, "exclude_seen", True)
     q = request.query_params
-    sm = _serving(request)
-    return FastJSON(
-        service.recommend_for(
-            sm,
-            user_id,
-            n,
-            exclude_seen,
-            _split(q.getlist("exclude")),
-            _split(q.getlist("category")),
+    exclude = _split(q.getlist("exclude"))
+    category = _split(q.getlist("category"))
+    reader = _precomputed(request)
+    if reader is None:
+        answer = service.serve(_holder(request), user_id, n, exclude_seen, exclude, category)
+    else:
+        answer = await service.serve_read(
+            _holder(request), reader, user_id, n, exclude_seen, exclude, category
         )
-    )
+    _shown(request, [answer])
+    return FastJSON(answer)
 
 
 class BatchRequest(BaseModel):
@@ -156,13 +182,12 @@ class BatchRequest(BaseModel):
     responses=SERVING_ERRORS,
 )
 async def batch_recommendations(request: Request, body: BatchRequest) -> FastJSON:
-    """Top-N for up to 1,000 users in one call."""
-    sm = _serving(request)
-    return FastJSON(
-        service.recommend_batch(
-            sm, body.users, body.n, body.exclude_seen, body.exclude, body.category
-        )
+    """Top-N for up to 1,000 users in one call (each in their experiment variant, if any)."""
+    out = service.serve_batch(
+        _holder(request), body.users, body.n, body.exclude_seen, body.exclude, body.category
     )
+    _shown(request, out["results"])
+    return FastJSON(out)
 
 
 @router.get(

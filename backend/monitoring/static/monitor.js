@@ -71,6 +71,7 @@
       push(series.ctr[key], v.ctr);
     });
     Object.keys(series.ctr).forEach((k) => { if (!seen.has(k)) push(series.ctr[k], null); });
+    renderModels(w.models || []);
     const keys = Object.keys(series.ctr).sort();
     draw("rate-chart", [{ values: series.rate, color: COLORS[0] }]);
     draw("lag-chart", [{ values: series.lag, color: COLORS[1] }]);
@@ -83,6 +84,25 @@
       $("ctr-legend").appendChild(s);
     });
     if (updates === 1 || updates % 5 === 0) loadAlerts();
+  }
+
+  // CTR per (experiment, variant, model version); older monitors publish no "models" key.
+  function renderModels(models) {
+    const body = $("model-table").querySelector("tbody");
+    body.replaceChildren();
+    if (models.length === 0) {
+      const tr = document.createElement("tr");
+      const td = text("no events carry a model version"); td.colSpan = 6; td.className = "muted";
+      tr.appendChild(td); body.appendChild(tr);
+      return;
+    }
+    models.forEach((m) => {
+      const tr = document.createElement("tr");
+      tr.dataset.model = (m.experiment || "-") + "/" + (m.variant || "-") + "/" + m.model_version;
+      [m.experiment || "-", m.variant || "-", m.model_version, String(m.impressions),
+        String(m.clicks), fmt(m.ctr, 4)].forEach((c) => tr.appendChild(text(c)));
+      body.appendChild(tr);
+    });
   }
 
   function loadAlerts() {

@@ -55,7 +55,7 @@ def test_two_variant_analysis_wires_every_statistic() -> None:
     assert comparison.tests.fisher is None
     assert comparison.bayes.prob_treatment_beats_control > 0.99
     assert result.srm.mismatch is False
-    assert result.verdict.startswith("B beats A: +0.8 pp CTR (95% CI ")
+    assert result.verdict.startswith("B beats A on users who clicked: +0.8 pp (95% CI ")
     assert result.verdict.endswith("; no SRM")
 
 
@@ -221,7 +221,12 @@ def test_json_shape() -> None:
         "variants",
         "comparisons",
         "srm",
+        "metric",
+        "method",
+        "metric_variants",
+        "guardrails",
     }
+    assert data["metric"] == "click_users" and data["metric_variants"] == []
     assert set(data["comparisons"][0]) >= {
         "treatment",
         "control",

@@ -27,9 +27,13 @@ def test_format_pp() -> None:
 def test_verdicts_in_each_direction() -> None:
     a = VariantCounts("A", 10_000, 10_000, 500)
     worse = analyze([a, VariantCounts("B", 10_000, 10_000, 420)], control="A").verdict
-    assert worse.startswith("B is worse than A: -0.8 pp CTR (95% CI -1.4 to -0.2), p = ")
+    assert worse.startswith(
+        "B is worse than A on users who clicked: -0.8 pp (95% CI -1.4 to -0.2), p = "
+    )
     flat = analyze([a, VariantCounts("B", 10_000, 10_000, 510)], control="A").verdict
-    assert flat.startswith("No significant difference between B and A: +0.1 pp CTR")
+    assert flat.startswith(
+        "No significant difference between B and A on users who clicked: +0.1 pp"
+    )
     assert flat.endswith("; no SRM")
 
 

@@ -42,6 +42,7 @@ HELP_ONLY: dict[tuple[str, ...], str] = {
     ("ingest", "--follow"): "streams until stopped",
     ("produce", "--simulate"): "sends traffic for a minute (its --duration)",
     ("simulate", "precompute", "--to-redis"): "writes to Redis",
+    ("simulate-loop",): "talks to a running API with an experiment started",
 }
 OPERATORS = {";", "&&", "&", "||", "|"}
 PLACEHOLDER = re.compile(r"<[^>]+>")

@@ -10,7 +10,8 @@ import pytest
 
 from backend.config import Settings
 from backend.db.session import session_scope
-from backend.experiments import service
+from backend.experiments import definitions, service
+from backend.experiments.schemas import ExperimentIn, VariantIn
 from tests.unit.pipeline.lake_builder import event, write_batch
 
 T0 = 1_700_000_000
@@ -91,3 +92,28 @@ def test_a_lake_that_cannot_be_read_lists_the_analysed_and_logs_the_fault(
     assert [(e.experiment, e.in_lake) for e in listed] == [("old", False)]
     [record] = [r for r in caplog.records if "lake could not be read" in r.getMessage()]
     assert "ArrowInvalid" in record.getMessage()
+
+
+def test_a_definition_merges_with_the_analyses_of_its_name(settings: Settings) -> None:
+    last = store(settings, "home", "A wins")
+    body = ExperimentIn(
+        name="home",
+        variants=[
+            VariantIn(name="A", weight=1, strategy="popular"),
+            VariantIn(name="B", weight=3, strategy="popular"),
+        ],
+    )
+    with session_scope(settings.sqlalchemy_url) as s:
+        definitions.create(s, body)
+        definitions.create(s, body.model_copy(update={"name": "draft-only"}))
+    with session_scope(settings.sqlalchemy_url) as s:
+        draft, home = service.list_experiments(s, settings.lake_dir).items  # by name
+    assert (home.experiment, home.analyses, home.status) == ("home", 1, "draft")
+    assert home.latest is not None and home.latest.id == last
+    assert home.definition is not None and [v.weight for v in home.definition.variants] == [1, 3]
+    assert (draft.experiment, draft.analyses, draft.latest, draft.status) == (
+        "draft-only",
+        0,
+        None,
+        "draft",
+    )

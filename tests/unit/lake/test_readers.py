@@ -79,3 +79,42 @@ def test_plain_pandas_reads_the_events_table(lake_dir: Path) -> None:
     # The recsys "lake" source reads <lake>/events with pandas; the batch directories add no column.
     frame = pd.read_parquet(lake_dir / "events")
     assert len(frame) == 9 and "dt" in frame.columns
+
+
+def test_read_experiment_users_with_a_pre_period(tmp_path: Path) -> None:
+    root = tmp_path / "lake"
+    write_batch(
+        root,
+        0,
+        [
+            event("p1", "u1", "i1", "impression", T0 - 100),
+            event("p2", "u1", "i1", "click", T0 - 90),
+            event("p3", "u9", "i1", "impression", T0 - 80),  # not in the experiment
+            event("p4", "u1", "i1", "impression", T0 - 3 * 86_400),  # before the pre-period
+            event("c1", "u1", "i2", "impression", T0 + 1, experiment="home", variant="A"),
+            event("c2", "u1", "i2", "click", T0 + 2, experiment="home", variant="A"),
+            event("c3", "u3", "i2", "impression", T0 + 3, experiment="home", variant="B"),
+            event("c4", "u3", "i2", "purchase", T0 + 4, experiment="home", variant="B"),
+            event("c5", "u3", "i2", "rating", T0 + 4, experiment="home", variant="B", rating=4.0),
+            event("x1", "u3", "i9", "impression", T0 + 5, experiment="other", variant="A"),
+        ],
+    )
+    got = lake.read_experiment_users(root, "home", pre_period=pd.Timedelta(days=1))
+    assert got.start == pd.Timestamp(T0 + 1, unit="s", tz="UTC")
+    assert got.pre_start == got.start - pd.Timedelta(days=1)
+    rows = got.users.set_index("user")
+    assert rows.loc["u1", ["variant", "impressions", "clicks", "purchases"]].tolist() == [
+        "A",
+        1,
+        1,
+        0,
+    ]
+    assert rows.loc["u3", ["impressions", "purchases", "views"]].tolist() == [1, 1, 0]
+    assert rows.loc["u1", ["pre_impressions", "pre_clicks"]].tolist() == [1, 1]
+    assert rows.loc["u3", ["pre_impressions", "pre_clicks"]].tolist() == [0, 0]
+    later = lake.read_experiment_users(
+        root, "home", start=pd.Timestamp(T0 + 3, unit="s", tz="UTC").to_pydatetime()
+    )
+    assert later.users["user"].tolist() == ["u3"] and "pre_clicks" not in later.users
+    with pytest.raises(LakeEmptyError, match="home, other"):
+        lake.read_experiment_users(root, "nope")

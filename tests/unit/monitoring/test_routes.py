@@ -50,7 +50,15 @@ def snapshot(at: int | None = None) -> dict[str, Any]:
     at = at or now_ms()
     m = Monitor(MonitorOptions("127.0.0.1:1", topic="t"), MemorySnapshotStore(), clock=lambda: at)
     m.state = "running"
-    m.process({TP: [Record(0, raw(ts=at - 100, type="impression")), Record(1, raw(ts=at))]}, at)
+    m.process(
+        {
+            TP: [
+                Record(0, raw(ts=at - 100, type="impression", model_version="als-v1")),
+                Record(1, raw(ts=at, model_version="als-v1")),
+            ]
+        },
+        at,
+    )
     return m.snapshot(at)
 
 
@@ -71,6 +79,16 @@ def test_summary_of_a_window(client: TestClient, store: MemorySnapshotStore) -> 
     body = r.json()
     assert body["window"] == "5m" and body["events"] == 2 and body["stale"] is False
     assert body["variants"][0]["ctr"] == 1.0 and body["monitor"]["state"] == "running"
+    assert body["models"] == [
+        {
+            "experiment": "home",
+            "variant": "A",
+            "model_version": "als-v1",
+            "impressions": 1,
+            "clicks": 1,
+            "ctr": 1.0,
+        }
+    ]
     assert client.get("/api/v1/monitoring/status").status_code == 200
     bad = client.get("/api/v1/monitoring/summary", params={"window": "2m"})
     assert bad.status_code == 422 and "window" in bad.json()["error"]
@@ -125,6 +143,10 @@ def test_metrics_expose_requests_jobs_and_monitor(
     text = client.get("/metrics").text
     assert "recflow_monitor_up 1.0" in text
     assert 'recflow_monitor_ctr{experiment="home",variant="A",window="1m"} 1.0' in text
+    assert (
+        'recflow_monitor_model_ctr{experiment="home",model_version="als-v1",variant="A",'
+        'window="1m"} 1.0'
+    ) in text
     assert 'recflow_monitor_events_per_second{type="total",window="1m"}' in text
 
 

@@ -28,8 +28,9 @@ def ev(
     item: str = "i1",
     exp: str | None = "home",
     var: str | None = "A",
+    model: str | None = None,
 ) -> Counted:
-    return Counted(ts, etype, user, item, exp, var)
+    return Counted(ts, etype, user, item, exp, var, model)
 
 
 def test_window_names() -> None:
@@ -172,6 +173,7 @@ def test_incremental_windows_equal_a_recount_from_scratch(seed: int) -> None:
                 f"u{rng.randrange(20)}",
                 f"i{rng.randrange(5)}",
                 *rng.choice([("x", "A"), ("x", "B"), (None, None)]),
+                rng.choice([None, "m1", "m2"]),
             )
             for _ in range(rng.randrange(4))
         ]
@@ -195,3 +197,58 @@ def test_incremental_windows_equal_a_recount_from_scratch(seed: int) -> None:
             assert {(v.experiment, v.variant): (v.impressions, v.clicks) for v in got.variants} == (
                 want
             )
+            by_model = Counter(
+                (e.experiment, e.variant, e.model_version, e.type)
+                for e in inside
+                if e.model_version is not None and e.type in ("impression", "click")
+            )
+            keys = {k[:3] for k in by_model}
+            want_models = {k: (by_model[(*k, "impression")], by_model[(*k, "click")]) for k in keys}
+            assert {
+                (m.experiment, m.variant, m.model_version): (m.impressions, m.clicks)
+                for m in got.models
+            } == want_models
+
+
+def test_ctr_per_model_version_within_each_variant() -> None:
+    w = SlidingWindows(start_ms=T0, spans_s=(60, 300))
+    now = T0 + 5_000
+    w.advance(now)
+    events = [
+        ev(now - 1000, "impression", "u1", "i1", model="als-v1"),
+        ev(now - 1000, "impression", "u2", "i2", model="als-v1"),
+        ev(now - 900, "click", "u1", "i1", model="als-v1"),
+        ev(now - 900, "impression", "u3", "i3", var="B", model="als-v2"),
+        ev(now - 800, "impression", "u4", "i3", var="B", model="als-v2"),
+        ev(now - 800, "click", "u4", "i3", var="B", model="als-v2"),
+        ev(now - 700, "click", "u5", "i3", var="B", model="als-v2"),
+        ev(now - 700, "impression", "u6", "i4", exp=None, var=None, model="pop-1"),
+        ev(now - 600, "view", "u6", "i4", model="als-v1"),  # not an impression or a click
+        ev(now - 600, "impression", "u7", "i4"),  # no model version: per variant only
+    ]
+    w.add_many(events, now)
+    s = w.summary(60)
+    got = {
+        (m.experiment, m.variant, m.model_version): (m.impressions, m.clicks, m.ctr)
+        for m in s.models
+    }
+    assert got == {
+        ("home", "A", "als-v1"): (2, 1, 0.5),
+        ("home", "B", "als-v2"): (2, 2, 1.0),
+        (None, None, "pop-1"): (1, 0, 0.0),
+    }
+    # The per-variant figures count every impression and click, with or without a model.
+    by = {(v.experiment, v.variant): (v.impressions, v.clicks) for v in s.variants}
+    assert by == {("home", "A"): (3, 1), ("home", "B"): (2, 2)}
+    data = to_jsonable(s)
+    assert data["models"][0] == {
+        "experiment": None,
+        "variant": None,
+        "model_version": "pop-1",
+        "impressions": 1,
+        "clicks": 0,
+        "ctr": 0.0,
+    }
+    # Model counts leave the window with their buckets.
+    w.advance(now + 60_000)
+    assert w.summary(60).models == () and len(w.summary(300).models) == 3

@@ -29,11 +29,16 @@ EVENT_SCHEMA = pa.schema(
     ]
 )
 
+#: The events table since the contract gained ``recommendation_id`` and ``model_version``.
+WITH_MODEL_SCHEMA = EVENT_SCHEMA.insert(8, pa.field("recommendation_id", pa.string())).insert(
+    9, pa.field("model_version", pa.string())
+)
+
 
 def event(
     event_id: str, user: str, item: str, type_: str, ts_s: int, **extra: Any
 ) -> dict[str, Any]:
-    row: dict[str, Any] = {name: None for name in EVENT_SCHEMA.names}
+    row: dict[str, Any] = {name: None for name in WITH_MODEL_SCHEMA.names}
     row.update(
         schema_version=1,
         event_id=event_id,
@@ -55,6 +60,7 @@ def write_batch(
     *,
     query: str = "q",
     committed: bool = True,
+    schema: pa.Schema = EVENT_SCHEMA,
 ) -> None:
     """One micro-batch: a directory per event date, plus its marker when ``committed``."""
     by_date: dict[str, list[dict[str, Any]]] = {}
@@ -63,7 +69,7 @@ def write_batch(
     for dt, part in by_date.items():
         target = lake / layout.EVENTS / f"dt={dt}" / layout.batch_dir_name(query, batch_id)
         target.mkdir(parents=True)
-        pq.write_table(pa.Table.from_pylist(part, schema=EVENT_SCHEMA), target / "part-0.parquet")
+        pq.write_table(pa.Table.from_pylist(part, schema=schema), target / "part-0.parquet")
     if committed:
         layout.write_json_atomic(
             layout.marker_path(lake, query, batch_id),

@@ -6,7 +6,7 @@ from backend.jsonable import to_jsonable
 from backend.lake import layout
 from backend.lake import readers as lake
 from backend.pipeline.compact import compact
-from tests.unit.pipeline.lake_builder import event, write_batch
+from tests.unit.pipeline.lake_builder import WITH_MODEL_SCHEMA, event, write_batch
 
 T0 = 1_699_920_000  # 2023-11-14T00:00:00Z
 
@@ -57,4 +57,23 @@ def test_the_result_is_three_counts_in_json(tmp_path: Path) -> None:
         "files_before": 3,
         "files_after": 1,
         "partitions_rewritten": 1,
+    }
+
+
+def test_compaction_keeps_columns_that_older_files_lack(tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    write_batch(tmp_path, 0, [event(f"old-{i}", "u", "i", "click", T0) for i in range(3)])
+    newer = [event(f"new-{i}", "u", "i", "click", T0, model_version="als-v2") for i in range(3)]
+    write_batch(tmp_path, 1, newer, schema=WITH_MODEL_SCHEMA)
+    result = compact(tmp_path, target_file_mb=64)
+    assert (result.files_before, result.files_after) == (2, 1)
+    (merged,) = files(tmp_path)
+    table = pq.ParquetFile(merged).read()
+    versions = dict(
+        zip(table["event_id"].to_pylist(), table["model_version"].to_pylist(), strict=True)
+    )
+    assert versions == {
+        **{f"old-{i}": None for i in range(3)},
+        **{f"new-{i}": "als-v2" for i in range(3)},
     }

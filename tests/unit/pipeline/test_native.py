@@ -40,7 +40,9 @@ def test_the_contract_spec_lists_every_field_in_order() -> None:
     for (_, kind, required, rule), spec in zip(entries, FIELDS, strict=True):
         assert kind == spec.kind[0]
         assert required == str(int(spec.required))
-        if spec.id_like:
+        if spec.name == "model_version":
+            assert rule == "id:64:A-Za-z0-9._-:A-Za-z0-9"
+        elif spec.id_like:
             assert rule == f"id:{spec.max_length}:A-Za-z0-9_-"
     assert dict((e[0], e[3]) for e in entries)["type"] == "e:" + "/".join(EVENT_TYPES)
     assert dict((e[0], e[3]) for e in entries)["schema_version"] == "=1"
@@ -101,6 +103,8 @@ def canonical_records(rng: random.Random, n: int) -> list[str]:
             variant=rng.choice("AB") if in_experiment else None,
             source=rng.choice([None, "simulator"]),
             sent_at=rng.choice([None, NOW]),
+            recommendation_id=rng.choice([None, f"rec-{rng.randrange(10**6)}"]),
+            model_version=rng.choice([None, "als-v3", "2026.11.30_b", "M"]),
         )
         out.append(encode_event(event).decode())
     return out
@@ -109,6 +113,7 @@ def canonical_records(rng: random.Random, n: int) -> list[str]:
 # Fragments that move a record across the boundaries the parsers draw.
 _TOKENS = [
     " ", "\n", ",", ":", "{", "}", "[", "]", '"', "\\", "\\n", "\\u0041", "null", "true",
+    '"model_version":".v"', '"recommendation_id":"r.1"', "model_version",
     "-", "0", "9", ".", "e5", "1e400", "00", "123456789012345678", "1234567890123456789",
     '"x"', "é", "\t", "ts", "rating", '"type":"view"', '"extra":1', "/", "_", "AZ",
 ]  # fmt: skip
@@ -133,7 +138,9 @@ def mutate(rng: random.Random, record: str) -> str:
         return json.dumps({k: obj[k] for k in keys})
     if choice == 4:  # another value for one field
         key = rng.choice(list(obj))
-        obj[key] = rng.choice([None, 0, -1, 2**63, 1.5, "", "a b", "ok", [1], {"a": 1}, True])
+        obj[key] = rng.choice(
+            [None, 0, -1, 2**63, 1.5, "", "a b", "ok", "a.b", "_x", [1], {"a": 1}, True]
+        )
         return json.dumps(obj)
     return json.dumps(
         obj, indent=rng.choice([None, 1, 2]), separators=rng.choice([None, (",", ":")])
@@ -165,7 +172,10 @@ def test_every_validation_path_agrees_with_python_on_mutated_records(spark: Any)
                 assert (row["reason"], row["field"]) == (want.reason, want.field), (name, raw)
                 continue
             assert row["reason"] is None, (name, raw, row["reason"])
-            for key in ("event_id", "user", "item", "type", "rating", "experiment", "variant"):
+            for key in (
+                "event_id", "user", "item", "type", "rating", "experiment", "variant",
+                "recommendation_id", "model_version",
+            ):  # fmt: skip
                 assert row[key] == getattr(want, key), (name, raw, key)
     # The JVM parser took the canonical records (and the mutations that stayed canonical).
     parsed = frame.select(native.parse(F.col("value").cast("binary")).alias("j"))
@@ -212,6 +222,10 @@ def test_the_parser_reads_exactly_what_from_json_reads(spark: Any) -> None:
         '{"schema_version":1,"event_id":"e","user":"u","item":"i","type":"view"}',
         '{"schema_version":1,"event_id":"e","user":"u","item":"i","type":"view","ts":1,"x":1}',
         '{"schema_version":1,"event_id":"e","user":"","item":"i","type":"view","ts":1}',
+        '{"schema_version":1,"event_id":"e","user":"u","item":"i","type":"view",'
+        '"model_version":"-v1","ts":1}',
+        '{"schema_version":1,"event_id":"e","user":"u","item":"i","type":"view",'
+        '"recommendation_id":"r.1","ts":1}',
         "[]",
         "",
     ],

@@ -13,7 +13,7 @@ from surprise import SVD, Dataset, Reader
 
 from backend.recsys.errors import InvalidParameterError
 from backend.recsys.model import FactorModel
-from backend.recsys.precompute import PARQUET_NAME, precompute_topn, redis_key
+from backend.recsys.precompute import PARQUET_NAME, meta_key, precompute_topn, redis_key
 from backend.recsys.surprise_adapter import factor_model_from_surprise
 from backend.recsys.topn import recommend
 
@@ -81,19 +81,28 @@ class RecordingRedis:
     def __init__(self) -> None:
         self.store: dict[str, tuple[str, int | None]] = {}
         self.executions = 0
+        self.log: list[list[str]] = []  # the keys each execution touched, in order
+        self._pending: list[tuple[str, str | None, int | None]] = []
 
     def pipeline(self, transaction: bool = True) -> RecordingRedis:
         assert transaction is False
-        self._pending: list[tuple[str, str, int | None]] = []
+        self._pending = []
         return self
 
     def set(self, name: str, value: str, ex: int | None = None) -> Any:
         self._pending.append((name, value, ex))
 
+    def delete(self, *names: str) -> Any:
+        self._pending.extend((name, None, None) for name in names)
+
     def execute(self) -> Any:
         self.executions += 1
+        self.log.append([name for name, _, _ in self._pending])
         for name, value, ex in self._pending:
-            self.store[name] = (value, ex)
+            if value is None:
+                self.store.pop(name, None)
+            else:
+                self.store[name] = (value, ex)
 
 
 def test_redis_payload_per_user(model: FactorModel) -> None:
@@ -101,8 +110,14 @@ def test_redis_payload_per_user(model: FactorModel) -> None:
     result = precompute_topn(
         model, 4, redis=client, version="v7", ttl_seconds=60, memory_budget=2_000_000
     )
-    assert result.redis_keys == model.n_users == len(client.store)
-    assert client.executions == result.n_blocks
+    assert result.redis_keys == model.n_users == len(client.store) - 1
+    meta = meta_key("recflow:topn", "v7")
+    # The meta key goes first (deleted) and last (set): a reader never trusts a partial run.
+    assert client.executions == result.n_blocks + 2
+    assert client.log[0] == [meta] and client.log[-1] == [meta]
+    value, ttl = client.store[meta]
+    assert ttl == 60 and json.loads(value)["n"] == 4 and json.loads(value)["version"] == "v7"
+    assert json.loads(value)["exclude_seen"] is True and json.loads(value)["users"] == model.n_users
     value, ttl = client.store[redis_key("recflow:topn", "v7", str(model.user_ids[3]))]
     expected = recommend(model, 3, 4)
     assert ttl == 60

@@ -3,6 +3,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import os
 import time
 from collections import Counter
 from pathlib import Path
@@ -46,6 +47,26 @@ def test_dir_sink_flush_each_send(tmp_path: Path) -> None:
     events = [OutgoingEvent("u", json.dumps({"n": i}).encode()) for i in range(5)]
     asyncio.run(produce(events, sink, chunk=2))
     assert len(sink.files_written) == 3
+
+
+def test_a_failed_write_leaves_no_file_and_its_events_reach_no_later_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sink = DirSink(tmp_path, flush_each_send=True)
+    asyncio.run(sink.start())
+    real_replace = os.replace
+
+    def full_disk(src: object, dst: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", full_disk)
+    with pytest.raises(ProducerError, match="No space left"):
+        asyncio.run(sink.send([OutgoingEvent("u", b'{"n":1}')]))
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.setattr(os, "replace", real_replace)
+    asyncio.run(sink.send([OutgoingEvent("u", b'{"n":2}')]))
+    (written,) = sink.files_written
+    assert written.read_bytes() == b'{"n":2}\n'
 
 
 def test_dir_sink_refuses_line_breaks(tmp_path: Path) -> None:

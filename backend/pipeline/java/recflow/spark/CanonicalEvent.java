@@ -23,8 +23,9 @@ import org.apache.spark.sql.api.java.UDF2;
  * when it changes), one entry per field separated by {@code ;}:
  * {@code name|kind|required|rule} with kind {@code s}, {@code i} or {@code n} (string, integer,
  * number), required {@code 1} or {@code 0}, and rule empty, {@code =v} (the only allowed
- * integer), {@code e:a/b/c} (one of these strings) or {@code id:N:C} (1 to N characters of the
- * ASCII character class {@code [C]}, e.g. {@code A-Za-z0-9_-}).
+ * integer), {@code e:a/b/c} (one of these strings), {@code id:N:C} (1 to N characters of the
+ * ASCII character class {@code [C]}, e.g. {@code A-Za-z0-9_-}) or {@code id:N:C:F} (the same, and
+ * the first character also of the class {@code [F]}).
  */
 public final class CanonicalEvent implements UDF2<byte[], byte[], Row> {
   private static final long serialVersionUID = 1L;
@@ -44,6 +45,7 @@ public final class CanonicalEvent implements UDF2<byte[], byte[], Row> {
     final byte[][] choices;
     final int idMax;
     final boolean[] idChars;
+    final boolean[] idFirst;
 
     Field(String entry) {
       String[] parts = entry.split("\\|", -1);
@@ -65,12 +67,17 @@ public final class CanonicalEvent implements UDF2<byte[], byte[], Row> {
         choices = null;
       }
       if (rule.startsWith("id:")) {
-        String[] id = rule.split(":", 3);
+        String[] id = rule.split(":", -1);
+        if (id.length != 3 && id.length != 4) {
+          throw new IllegalArgumentException("bad id rule: " + rule);
+        }
         idMax = Integer.parseInt(id[1]);
         idChars = characterClass(id[2]);
+        idFirst = id.length == 4 ? characterClass(id[3]) : idChars;
       } else {
         idMax = 0;
         idChars = null;
+        idFirst = null;
       }
     }
 
@@ -256,6 +263,9 @@ public final class CanonicalEvent implements UDF2<byte[], byte[], Row> {
         }
         if (f.idMax > 0) {
           if (to - from < 1 || to - from > f.idMax) {
+            return -1;
+          }
+          if (!f.idFirst[b[from]]) {
             return -1;
           }
           for (int i = from; i < to; i++) {

@@ -1,0 +1,1 @@
+"""The items catalogue: titles, categories and visibility, edited through the API."""

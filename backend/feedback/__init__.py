@@ -1,0 +1,1 @@
+"""Feedback from clients: clicks, views, purchases and ratings, validated and sent durably."""
