@@ -97,7 +97,14 @@ def test_the_trained_model_beats_popular_in_the_closed_loop(tmp_path: Path) -> N
     topic = f"loop-{uuid.uuid4().hex[:10]}"
     assert ensure_topic(bootstrap, topic, partitions=2)
     data_dir = tmp_path / "var"
+    redis = service_env("RECFLOW_REDIS_URL").rsplit("/", 1)[0]
     env = stack_env("services", data_dir) | {
+        # Redis databases of its own: the session's services stack (tests/integration/conftest.py)
+        # runs a worker on the shared ones, which would take this stack's jobs and run them
+        # against another data dir.
+        "RECFLOW_BROKER_URL": f"{redis}/8",
+        "RECFLOW_RESULT_BACKEND": f"{redis}/9",
+        "RECFLOW_REDIS_URL": f"{redis}/10",
         "RECFLOW_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
         "RECFLOW_KAFKA_TOPIC": topic,
         "RECFLOW_SPARK_JARS_DIR": jars,
