@@ -15,6 +15,8 @@ from backend.cli import (
     datasets,
     db,
     demo,
+    experiments,
+    items,
     jobs,
     models,
     monitor,
@@ -54,6 +56,8 @@ def _root(
 app.add_typer(jobs.app, name="jobs")
 app.add_typer(db.app, name="db")
 app.add_typer(abtest.app, name="abtest")
+app.add_typer(experiments.app, name="experiments")
+app.add_typer(items.app, name="items")
 app.add_typer(report.app, name="report")
 app.add_typer(streaming.lake_app, name="lake")
 app.command()(streaming.produce)

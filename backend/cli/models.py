@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from backend.cli.db import database
 from backend.cli.errors import CommandGroup
 from backend.cli.output import JsonFlag, console, emit_json, table
 
@@ -15,14 +16,9 @@ app = typer.Typer(cls=CommandGroup, help="The model registry.", no_args_is_help=
 @app.command("list")
 def models_list(as_json: JsonFlag = False) -> None:
     """Model versions with their metrics."""
-    from backend.config import get_settings
-    from backend.db.migrate import upgrade
-    from backend.db.session import session_scope
     from backend.registry import service
 
-    settings = get_settings()
-    upgrade(settings.sqlalchemy_url)
-    with session_scope(settings.sqlalchemy_url) as s:
+    with database() as s:
         rows = [m.model_dump() for m in service.list_models(s, 100).items]
     if as_json:
         emit_json(rows)
@@ -53,15 +49,10 @@ def models_activate(
     as_json: JsonFlag = False,
 ) -> None:
     """Make MODEL_ID the version that serves (running APIs reload it within seconds)."""
-    from backend.config import get_settings
-    from backend.db.migrate import upgrade
-    from backend.db.session import session_scope
     from backend.registry import service
 
-    settings = get_settings()
-    upgrade(settings.sqlalchemy_url)
     # An unknown id or an artifact that cannot be loaded is the registry's error (exit 3 or 4).
-    with session_scope(settings.sqlalchemy_url) as s:
+    with database() as s:
         m = service.activate(s, model_id)
         out = {"id": m.id, "version": m.version, "active": True}
     if as_json:

@@ -54,7 +54,7 @@ SENT = Counter(
 SOURCE = "serving"
 _LOG_EVERY_S = 10.0
 _RETRY_S = (0.2, 0.5, 1.0, 2.0, 5.0)
-_ANSWERS_PER_SLICE = 8
+_ANSWERS_PER_SLICE = 32
 # Markers no id can hold (ids are 1-64 characters of [A-Za-z0-9_-]), and that pattern.
 _EID_MARK, _ITEM_MARK = "\u241eE", "\u241eI"
 _PLAIN_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -72,7 +72,7 @@ class Shown:
     experiment: str | None
     variant: str | None
 
-    def events(self) -> list[OutgoingEvent]:
+    def values(self) -> list[bytes]:
         """One impression event per item shown, ids ``<recommendation id>-<rank>``, each
         exactly as ``encode_event`` writes it (fields in contract order)."""
         first = Event(
@@ -96,34 +96,62 @@ class Shown:
         payload["event_id"], payload["item"] = _EID_MARK, _ITEM_MARK
         head, _, rest = orjson.dumps(payload).partition(_EID_MARK.encode())
         middle, _, tail = rest.partition(_ITEM_MARK.encode())
-        rid = self.recommendation_id.encode()
+        head += self.recommendation_id.encode() + b"-"
         plain = _PLAIN_ID.fullmatch(self.recommendation_id) is not None
+        if plain and all(map(_PLAIN_ID.fullmatch, self.items)):
+            return [
+                b"%s%d%s%s%s" % (head, rank, middle, item.encode(), tail)
+                for rank, item in enumerate(self.items, start=1)
+            ]
         out = []
         for rank, item in enumerate(self.items, start=1):
-            if plain and _PLAIN_ID.fullmatch(item):
-                value = b"".join((head, rid, b"-%d" % rank, middle, item.encode(), tail))
-            else:
-                payload["event_id"] = f"{self.recommendation_id}-{rank}"
-                payload["item"] = item
-                value = orjson.dumps(payload)
-            out.append(OutgoingEvent(self.user, value, None, False, self.variant, "impression"))
+            payload["event_id"] = f"{self.recommendation_id}-{rank}"
+            payload["item"] = item
+            out.append(orjson.dumps(payload))
         return out
 
+    def events(self) -> list[OutgoingEvent]:
+        """``values`` as records keyed by the user (what a Kafka topic needs)."""
+        return [
+            OutgoingEvent(self.user, value, None, False, self.variant, "impression")
+            for value in self.values()
+        ]
 
-def _build(batch: list[Shown]) -> list[OutgoingEvent]:
-    """The events of ``batch``, built a few answers at a time.
+
+def _build(batch: list[Shown], sink: EventSink) -> Batch:
+    """The events of ``batch`` in the form ``sink`` takes, built a few answers at a time.
 
     Building a batch is pure Python under the GIL, which the sender shares with the request
     threads of its process: done in one go, it holds them off for up to the interpreter's switch
     interval (5 ms) at a time, many times over, and that lands in serving's tail latency. Giving
-    the GIL back after every few answers keeps each hold to tens of microseconds.
+    the GIL back after every few answers keeps each hold to tens of microseconds. A landing
+    directory takes the encoded lines as they are; a topic needs a keyed record per event.
     """
-    events: list[OutgoingEvent] = []
+    lines = isinstance(sink, DirSink)
+    out: list[Any] = []
     for i, shown in enumerate(batch, start=1):
-        events.extend(shown.events())
+        out.extend(shown.values() if lines else shown.events())
         if i % _ANSWERS_PER_SLICE == 0:
             time.sleep(0)  # let a waiting request thread run
-    return events
+    return Batch(out, lines)
+
+
+@dataclass(slots=True)
+class Batch:
+    """Encoded lines for a ``DirSink``, or records for any other sink."""
+
+    items: list[Any]
+    lines: bool
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    async def send(self, sink: EventSink) -> None:
+        if self.lines:
+            assert isinstance(sink, DirSink)
+            await sink.send_lines(self.items)
+        else:
+            await sink.send(self.items)
 
 
 class ImpressionLogger:
@@ -250,12 +278,12 @@ class ImpressionLogger:
                         return
                 if not batch:
                     continue
-                events = _build(batch)
+                events = _build(batch, self.sink)
                 try:
                     if not started:
                         loop.run_until_complete(self.sink.start())
                         started = True
-                    loop.run_until_complete(self.sink.send(events))
+                    loop.run_until_complete(events.send(self.sink))
                 except Exception as exc:  # the sink's errors vary (Kafka, disk): retry them all
                     self.last_error = f"{type(exc).__name__}: {exc}"
                     if failures == 0:

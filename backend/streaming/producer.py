@@ -199,6 +199,13 @@ class DirSink:
         if self.flush_each_send:
             await asyncio.to_thread(self._flush)
 
+    async def send_lines(self, lines: Sequence[bytes]) -> None:
+        """``send`` for records already encoded by the caller, one JSON document per item,
+        each without a line break (``orjson`` output is)."""
+        self._buffer.extend(lines)
+        if len(self._buffer) >= self.max_events_per_file or self.flush_each_send:
+            await asyncio.to_thread(self._flush)
+
     async def stop(self) -> None:
         await asyncio.to_thread(self._flush)
 

@@ -8,6 +8,7 @@ import asyncio
 import threading
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -15,7 +16,7 @@ import orjson
 from backend.monitoring.prometheus import REGISTRY
 from backend.serving.impressions import ImpressionLogger
 from backend.streaming.events import Event, encode_event
-from backend.streaming.producer import OutgoingEvent
+from backend.streaming.producer import DirSink, OutgoingEvent
 from backend.streaming.validation import validate_event
 
 
@@ -144,3 +145,38 @@ def test_what_cannot_be_sent_by_shutdown_is_counted_as_dropped() -> None:
     assert dropped_total() - before == 12 and logger.pending == 0
     assert not logger.log(answer("late", 2, "r9"), 0)  # closed: refused and counted
     assert logger.dropped == 14
+
+
+def test_a_landing_directory_gets_every_line_in_the_canonical_form(tmp_path: Path) -> None:
+    sink = DirSink(tmp_path, prefix="impressions", flush_each_send=True)
+    logger = ImpressionLogger(sink, capacity=1000, batch_size=50, flush_s=0.05)
+    logger.start()
+    odd = {
+        "user": "odd-user",
+        "model_version": "v1.2",
+        "items": [{"item": "plain"}, {"item": 'odd "id" é'}],
+        "recommendation_id": "r9",
+    }
+    assert logger.log(odd, 5)
+    for k in range(60):
+        assert logger.log(answer(f"u{k}", 3, f"r{k}"), 1000 + k)
+    logger.close(timeout_s=10)
+    lines = [
+        line
+        for f in sorted(tmp_path.glob("impressions-*.jsonl"))
+        for line in f.read_bytes().split(b"\n")
+        if line
+    ]
+    assert logger.delivered == logger.offered == len(lines) == 182 and logger.dropped == 0
+    # An id outside the contract's pattern (a model trained on free-form ids) is still written
+    # as valid JSON; the ingestion quarantines it with its reason, like any other bad event.
+    odd_lines = [orjson.loads(line) for line in lines if b'"user":"odd-user"' in line]
+    assert [(e["event_id"], e["item"]) for e in odd_lines] == [
+        ("r9-1", "plain"),
+        ("r9-2", 'odd "id" é'),
+    ]
+    events = [validate_event(line) for line in lines if b'"user":"odd-user"' not in line]
+    assert all(isinstance(e, Event) for e in events) and len(events) == 180
+    assert [encode_event(e) for e in events if isinstance(e, Event)] == [
+        line for line in lines if b'"user":"odd-user"' not in line
+    ]
