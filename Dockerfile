@@ -2,7 +2,7 @@
 # the JVM side of ingestion validation on first use (backend/pipeline/native.py).
 FROM python:3.11-slim-bookworm
 RUN apt-get update \
- && apt-get install -y --no-install-recommends openjdk-17-jdk-headless procps \
+ && apt-get install -y --no-install-recommends openjdk-17-jdk-headless libopenblas0-pthread procps \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY pyproject.toml README.md alembic.ini ./

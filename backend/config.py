@@ -83,6 +83,8 @@ class Settings(BaseSettings):
     # Spark and its tuning knobs (each can be switched off to measure it).
     spark_master: str = "local[2]"
     spark_driver_memory: str = "2g"
+    # Memory of each executor on a cluster master (a worker must offer at least this much).
+    spark_executor_memory: str = "1g"
     spark_shuffle_partitions: int = Field(default_factory=lambda: os.cpu_count() or 2, ge=1)
     spark_repartition_by_date: bool = False
     spark_cache_reused: bool = True
@@ -95,6 +97,21 @@ class Settings(BaseSettings):
     # Directory of jars for the Kafka connector (resolved by scripts/spark-kafka-jars.sh);
     # empty means spark.jars.packages resolves them from Maven Central.
     spark_jars_dir: str = ""
+
+    # --- ALS on Spark MLlib (backend/pipeline/als.py) ------------------------------------------
+    # Cross-validation and the final fit reuse one indexed, partitioned DataFrame persisted at
+    # this storage level ("NONE": never persisted, so every fold reads the lake again).
+    als_storage_level: Literal[
+        "MEMORY_ONLY", "MEMORY_AND_DISK", "MEMORY_AND_DISK_DESER", "DISK_ONLY", "NONE"
+    ] = "MEMORY_AND_DISK"
+    # Partitions of that DataFrame; 0 keeps what the read produced.
+    als_partitions: int = Field(default_factory=lambda: os.cpu_count() or 2, ge=0)
+    # ALS's numUserBlocks/numItemBlocks (0: as many as the partitions above, or Spark's 10).
+    als_user_blocks: int = Field(default=0, ge=0)
+    als_item_blocks: int = Field(default=0, ge=0)
+    # ALS checkpoints its factor lineage every this many iterations into the data dir's
+    # spark-checkpoints (0: never; long runs then carry an ever longer lineage).
+    als_checkpoint_interval: int = Field(default=10, ge=0)
 
     # API
     api_url: str = "http://127.0.0.1:8000"
@@ -206,8 +223,8 @@ class Settings(BaseSettings):
         return self
 
     # Live monitor: snapshot cadence, validation processes and alert rules.
-    monitor_snapshot_interval_s: float = Field(default=1.0, gt=0)
-    monitor_validate_workers: int = Field(default=1, ge=0)
+    monitor_snapshot_interval_s: float = Field(default=0.5, gt=0)
+    monitor_validate_workers: int = Field(default=0, ge=0)
     monitor_alert_ctr_drop_pct: float = Field(default=30.0, gt=0, lt=100)
     monitor_alert_ctr_min_impressions: int = Field(default=200, ge=1)
     monitor_alert_lag_max: int = Field(default=10_000, ge=0)
@@ -291,6 +308,10 @@ class Settings(BaseSettings):
     @property
     def models_dir(self) -> Path:
         return self.data_dir / "models"
+
+    @property
+    def spark_checkpoint_dir(self) -> Path:
+        return self.data_dir / "spark-checkpoints"
 
     @property
     def sqlalchemy_url(self) -> str:

@@ -5,8 +5,10 @@ Prints ONE JSON line:
 * ``events_per_s``: the tuned ingestion of ``--events`` simulated events from Kafka (validation
   and dedupe on), availableNow, wall time of the query (start, all micro-batches, stop) on a
   warm JVM: the median of ``--repeats`` runs, each from a fresh checkpoint (all runs in
-  ``events_per_s_runs``), after ``--warmup-runs`` unmeasured runs on the same topic (the JIT
-  keeps compiling hot code over the first few million records);
+  ``events_per_s_runs``, the slowest in ``min_events_per_s``), after ``--warmup-runs``
+  unmeasured runs on the same topic (the JIT keeps compiling hot code over the first few
+  million records); ``jvm_cpu_s_per_million``: the Spark JVM's CPU time over those runs per
+  million events; ``--jfr PATH`` records the measured runs with Java Flight Recorder;
 * ``kafka_consumer_perf_per_s``: Kafka's own ConsumerPerformance on the same topic
   (``scripts/kafka.sh perf``), the ceiling for reading it;
 * ``aiokafka_count_per_s``: a Python aiokafka consumer that only counts the records;
@@ -161,6 +163,23 @@ def files_per_partition() -> float:
     return round(statistics.mean(LAST_FILES), 2) if LAST_FILES else 0.0
 
 
+def jvm_cpu_s(spark: Any) -> float:
+    """CPU seconds the Spark JVM has used so far (all its threads, JIT and GC included)."""
+    info = spark.sparkContext._jvm.java.lang.ProcessHandle.current().info()
+    return float(info.totalCpuDuration().get().toMillis()) / 1000
+
+
+def flight_recording(spark: Any, action: str, path: Path) -> None:
+    """Start or stop a Java Flight Recording (the ``profile`` settings) of the Spark JVM."""
+    pid = str(spark.sparkContext._jvm.java.lang.ProcessHandle.current().pid())
+    command = ["jcmd", pid, f"JFR.{action}", "name=recflow-bench"]
+    if action == "start":
+        command += ["settings=profile"]
+    else:
+        command += [f"filename={path.resolve()}"]
+    subprocess.run(command, capture_output=True, check=True, timeout=60)
+
+
 def measure_knobs(
     spark: Any, tuned: IngestOptions, partitions: str, args: argparse.Namespace
 ) -> dict[str, Any]:
@@ -250,12 +269,15 @@ def main() -> None:
     parser.add_argument("--max-offsets-per-trigger", type=int, default=None)
     parser.add_argument("--driver-memory", default="4g")
     parser.add_argument("--gc", choices=["parallel", "g1"], default="parallel", help="JVM GC")
-    parser.add_argument("--repeats", type=int, default=3, help="tuned Kafka runs (median)")
+    parser.add_argument("--repeats", type=int, default=5, help="tuned Kafka runs (median)")
     parser.add_argument("--warmup-runs", type=int, default=2, help="unmeasured Kafka runs")
     parser.add_argument("--malformed-events", type=int, default=300_000)
     parser.add_argument("--malformed-fraction", type=float, default=0.005)
     parser.add_argument("--skip-untuned", action="store_true", help="skip the knob comparisons")
     parser.add_argument("--skip-kafka", action="store_true")
+    parser.add_argument(
+        "--jfr", type=Path, default=None, help="Java Flight Recording of the measured runs"
+    )
     args = parser.parse_args()
     file_events = args.file_events if args.file_events is not None else args.events
 
@@ -299,11 +321,20 @@ def main() -> None:
             for _ in range(args.warmup_runs):
                 ingest_once(spark, tuned)
             out["warmup_runs"] = args.warmup_runs
+            if args.jfr:
+                flight_recording(spark, "start", args.jfr)
+            cpu_before = jvm_cpu_s(spark)
             runs = [ingest_once(spark, tuned) for _ in range(args.repeats)]
+            cpu_s = jvm_cpu_s(spark) - cpu_before
+            if args.jfr:
+                flight_recording(spark, "stop", args.jfr)
             rates = sorted(r.events_per_s for r in runs)
             result = runs[0]
             out["events_per_s"] = round(statistics.median(rates))
             out["events_per_s_runs"] = [round(r) for r in rates]
+            out["min_events_per_s"] = round(rates[0])
+            # Less sensitive than the rates to other work on a shared machine.
+            out["jvm_cpu_s_per_million"] = round(cpu_s * 1e6 / (args.events * args.repeats), 2)
             out["batches"] = result.batches
             out["state_memory_bytes"] = state_memory(result)
             out["valid"] = result.valid

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# All local Recflow services without Docker: PostgreSQL, Redis, Kafka (KRaft)
-# and the Spark Kafka connector jars.
+# All local Recflow services without Docker: PostgreSQL, Redis, Kafka (KRaft),
+# the Spark Kafka connector jars, a Spark standalone cluster (scripts/spark.sh) and
+# OpenBLAS (Spark's ALS uses the native BLAS when libblas.so.3 is there).
 #
 #   scripts/services.sh up       install what is missing, start everything, resolve jars
 #   scripts/services.sh down     stop everything
@@ -19,8 +20,12 @@ cmd_up() {
   "$SCRIPTS_DIR/postgres.sh" start
   "$SCRIPTS_DIR/redis.sh" start
   "$SCRIPTS_DIR/kafka.sh" start
+  if ! ldconfig -p 2>/dev/null | grep -q 'libblas\.so\.3 '; then
+    apt_install libopenblas0-pthread
+  fi
   if [[ -x "$VENV_PY" ]] && "$VENV_PY" -c 'import pyspark' >/dev/null 2>&1; then
     "$SCRIPTS_DIR/spark-kafka-jars.sh" >/dev/null
+    "$SCRIPTS_DIR/spark.sh" up
   else
     log "pyspark not importable with $VENV_PY: skipping the Spark Kafka jars"
   fi
@@ -29,6 +34,7 @@ cmd_up() {
 
 cmd_down() {
   local rc=0
+  "$SCRIPTS_DIR/spark.sh" down || rc=1
   "$SCRIPTS_DIR/kafka.sh" stop || rc=1
   "$SCRIPTS_DIR/redis.sh" stop || rc=1
   "$SCRIPTS_DIR/postgres.sh" stop || rc=1
@@ -40,6 +46,7 @@ cmd_status() {
   "$SCRIPTS_DIR/postgres.sh" status || rc=3
   "$SCRIPTS_DIR/redis.sh" status || rc=3
   "$SCRIPTS_DIR/kafka.sh" status || rc=3
+  "$SCRIPTS_DIR/spark.sh" status || rc=3
   return $rc
 }
 
@@ -58,6 +65,7 @@ export RECFLOW_BROKER_URL=$redis/0
 export RECFLOW_RESULT_BACKEND=$redis/1
 export RECFLOW_REDIS_URL=$redis/2
 export RECFLOW_KAFKA_BOOTSTRAP_SERVERS=$("$SCRIPTS_DIR/kafka.sh" bootstrap)
+export RECFLOW_SPARK_MASTER=$("$SCRIPTS_DIR/spark.sh" url)
 EOF
   if [[ -n "$jars_dir" ]]; then
     echo "export RECFLOW_SPARK_JARS_DIR=$jars_dir"

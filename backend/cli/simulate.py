@@ -93,7 +93,9 @@ def what_if(
     n: ListLength = None,
     reg: Annotated[
         float | None,
-        typer.Option(help="fold-in regularisation (default 5)", show_default=False),
+        typer.Option(
+            help="fold-in regularisation (default 5; an implicit model's own λ)", show_default=False
+        ),
     ] = None,
     param: ParamOpt = None,
     params_file: ParamsFileOpt = None,

@@ -17,6 +17,7 @@ from backend.cli.output import JsonFlag, console, emit_json, fail, fmt_s, table,
 from backend.cli.params import NULL, ParamOpt, ParamsFileOpt
 from backend.cli.training_flags import (
     AlgorithmOpt,
+    FeedbackOpt,
     FoldsOpt,
     FormatOpt,
     ItemColOpt,
@@ -67,6 +68,7 @@ def train(
     sep: SepOpt = None,
     algorithm: AlgorithmOpt = None,
     sets: SetOpt = None,
+    feedback: FeedbackOpt = None,
     items: Annotated[
         Path | None,
         typer.Option(help="MovieLens folder with item titles and genres", show_default=False),
@@ -81,6 +83,24 @@ def train(
         Literal["never", "always", "if_better"] | None,
         typer.Option(metavar="WHEN", help="never, always or if_better (default)"),
     ] = None,
+    validate_ranking: Annotated[
+        bool | None,
+        typer.Option(
+            "--validate-ranking/--no-validate-ranking",
+            help="ranking metrics on a temporal hold-out first (default: off; tune with "
+            "--param validate_ranking.k=20, validate_ranking.n_test)",
+            show_default=False,
+        ),
+    ] = None,
+    gate_metric: Annotated[
+        Literal["rmse", "ndcg"] | None,
+        typer.Option(
+            metavar="METRIC",
+            help="what if_better compares: rmse (from --validate-k) or ndcg (from "
+            "--validate-ranking); default ndcg for implicit algorithms, else rmse",
+            show_default=False,
+        ),
+    ] = None,
     n_jobs: NJobsOpt = None,
     seed: SeedOpt = None,
     param: ParamOpt = None,
@@ -90,12 +110,15 @@ def train(
 ) -> None:
     """Train a model, store its artifact, register it (and maybe make it serve)."""
     shared = Shared(fmt, path, user_col, item_col, rating_col, timestamp_col, scale, sep,
-                    algorithm, sets, seed, n_jobs, param, params_file)  # fmt: skip
-    own = {
+                    algorithm, sets, seed, n_jobs, param, params_file,
+                    feedback=feedback)  # fmt: skip
+    own: dict[str, Any] = {
         "items.path": existing(items, "--items"),
         "version": version,
         "validate_k": validate_k,
         "activate": activate,
+        "validate_ranking": {} if validate_ranking else NULL if validate_ranking is False else None,
+        "gate_metric": gate_metric,
     }
     job = _run("train", training_params("train", shared, own), submit, as_json)
     if as_json:
@@ -121,6 +144,7 @@ def validate(
     sep: SepOpt = None,
     algorithm: AlgorithmOpt = None,
     sets: SetOpt = None,
+    feedback: FeedbackOpt = None,
     k: FoldsOpt = None,
     seed: SeedOpt = None,
     n_jobs: NJobsOpt = None,
@@ -156,7 +180,8 @@ def validate(
 ) -> None:
     """k-fold cross-validation: RMSE, MAE, MPE per fold, baselines, ranking metrics."""
     shared = Shared(fmt, path, user_col, item_col, rating_col, timestamp_col, scale, sep,
-                    algorithm, sets, seed, n_jobs, param, params_file)  # fmt: skip
+                    algorithm, sets, seed, n_jobs, param, params_file,
+                    feedback=feedback)  # fmt: skip
     own = {
         "k": k,
         "with_surprise": surprise,
@@ -171,6 +196,10 @@ def validate(
 
 
 def print_validation(r: dict[str, Any], k: int) -> None:
+    if "model" not in r:  # an implicit model: ranking only
+        console.print(f"{r['algorithm']} on {r['n_interactions']} interactions ({r['feedback']})")
+        _print_ranking(r["ranking"], implicit=True)
+        return
     m = r["model"]
     table(
         f"{m['algorithm']}: {k}-fold CV on {r['data']}",
@@ -207,15 +236,23 @@ def print_validation(r: dict[str, Any], k: int) -> None:
             f"{r['surprise']['max_abs_difference']:.2e}"
         )
     if "ranking" in r:
-        rk = r["ranking"]
-        kk = rk["k"]
-        columns = (f"precision@{kk}", f"recall@{kk}", f"ndcg@{kk}", f"map@{kk}", "hit_rate",
-                   "coverage")  # fmt: skip
-        table(
-            f"ranking on the last {rk['n_test']} ratings per user (relevant: >= {rk['threshold']})",
-            ["algorithm", f"P@{kk}", f"R@{kk}", f"NDCG@{kk}", f"MAP@{kk}", "hit rate", "coverage"],
-            [(x["algorithm"], *(f"{x[c]:.4f}" for c in columns)) for x in rk["results"]],
-        )
+        _print_ranking(r["ranking"])
+
+
+def _print_ranking(rk: dict[str, Any], *, implicit: bool = False) -> None:
+    kk = rk["k"]
+    held = (
+        f"the last {rk['n_test']} interactions per user (relevant: the positives)"
+        if implicit
+        else f"the last {rk['n_test']} ratings per user (relevant: >= {rk['threshold']})"
+    )
+    columns = (f"precision@{kk}", f"recall@{kk}", f"ndcg@{kk}", f"map@{kk}", "hit_rate",
+               "coverage")  # fmt: skip
+    table(
+        f"ranking on {held}",
+        ["algorithm", f"P@{kk}", f"R@{kk}", f"NDCG@{kk}", f"MAP@{kk}", "hit rate", "coverage"],
+        [(x["algorithm"], *(f"{x[c]:.4f}" for c in columns)) for x in rk["results"]],
+    )
 
 
 def _json_option(text: str | None, option: str) -> Any:
@@ -255,6 +292,7 @@ def search(
         ),
     ] = None,
     n_trials: Annotated[int | None, typer.Option(help="random search: trials (default 20)")] = None,
+    feedback: FeedbackOpt = None,
     fixed: Annotated[
         str | None,
         typer.Option(metavar="JSON", help="hyperparameters held fixed", show_default=False),
@@ -272,7 +310,8 @@ def search(
     if grid is not None and space is not None:
         usage("give --grid JSON (grid search) or --space JSON (random search), not both")
     shared = Shared(fmt, path, user_col, item_col, rating_col, timestamp_col, scale, sep,
-                    algorithm, sets, seed, n_jobs, param, params_file)  # fmt: skip
+                    algorithm, sets, seed, n_jobs, param, params_file,
+                    feedback=feedback)  # fmt: skip
     own = {
         "strategy": "grid" if grid is not None else "random" if space is not None else None,
         "grid": _json_option(grid, "--grid"),
@@ -291,6 +330,20 @@ def search(
         emit_json(job)
         return
     r = job["result"]
+    if "metric" in r:  # an implicit model: trials by hold-out NDCG
+        metric = r["metric"]
+        table(
+            f"{r['strategy']} search, {len(r['trials'])} trials, {r['total_seconds']:.0f} s",
+            ["rank", metric.upper(), "params"],
+            [
+                (i + 1, f"{t[metric]:.4f}", json.dumps(t["params"]))
+                for i, t in enumerate(r["trials"][:20])
+            ],
+        )
+        console.print(
+            f"best: {metric} {r['best'][metric]:.4f} with {json.dumps(r['best']['params'])}"
+        )
+        return
     table(
         f"{r['strategy']} search, {len(r['trials'])} trials, {r['total_seconds']:.0f} s",
         ["rank", "RMSE", "MAE", "params"],

@@ -17,7 +17,7 @@ from backend.cli.output import usage
 from backend.cli.params import NULL, assignments, job_params, pair
 from backend.training.sources import RatingsFormat
 
-Algorithm = Literal["svd", "svdpp", "baseline", "global_mean"]
+Algorithm = Literal["svd", "svdpp", "baseline", "global_mean", "implicit_als", "item_knn", "als"]
 
 FormatOpt = Annotated[
     RatingsFormat | None,
@@ -73,7 +73,8 @@ AlgorithmOpt = Annotated[
     typer.Option(
         "--algorithm",
         metavar="NAME",
-        help="svd (default), svdpp, baseline or global_mean",
+        help="svd (default), svdpp, baseline, global_mean; implicit feedback: implicit_als, "
+        "item_knn; on Spark: als (explicit, or implicit with --set implicit=true)",
         show_default=False,
     ),
 ]
@@ -83,6 +84,17 @@ SetOpt = Annotated[
         "--set",
         metavar="NAME=VALUE",
         help="hyperparameter, e.g. --set n_factors=50 (repeat)",
+        show_default=False,
+    ),
+]
+FeedbackOpt = Annotated[
+    Literal["events", "ratings"] | None,
+    typer.Option(
+        "--feedback",
+        metavar="SOURCE",
+        help="implicit algorithms: events (the lake's views, clicks, purchases, ratings) or "
+        "ratings (>= --param feedback.rating_threshold, default 4); default events for the "
+        "lake, else ratings; weights via --param feedback.click=2 ...",
         show_default=False,
     ),
 ]
@@ -118,6 +130,7 @@ class Shared:
     n_jobs: int | None = None
     param: list[str] | None = None
     params_file: Path | None = None
+    feedback: str | None = None
 
 
 def existing(path: Path | None, option: str) -> str | None:
@@ -151,6 +164,7 @@ def training_params(kind: str, shared: Shared, own: dict[str, Any]) -> dict[str,
         ("algorithm" if search else "model.algorithm", shared.algorithm),
         ("seed", shared.seed),
         ("n_jobs", shared.n_jobs),
+        ("feedback.source", shared.feedback),
         *own.items(),
         *assignments(
             shared.sets or [], option="--set", prefix="fixed." if search else "model.params."

@@ -1,11 +1,13 @@
 """The live monitor: an aiokafka consumer group loop around the monitor's ledger.
 
 One loop consumes the interactions topic in batches (``getmany``), validates each record with the
-shared contract (``validate_event``), counts it into the ledger's windows
-(``backend.monitoring.ledger``, pure state), and only then commits the batch's offsets (manual
-commits). A second loop publishes a snapshot (``backend.monitoring.published``) every
-``snapshot_interval_s``: the window summaries, totals, per-partition lag from the broker's end
-offsets, the monitor's state; and evaluates the alert rules on it.
+shared contract (``validate_event``'s decisions, through the fast path of
+``backend.streaming.fastpath``), counts it into the ledger's windows (``backend.monitoring.ledger``,
+pure state), and only then commits the batch's offsets (manual commits; after a full batch at
+most every ``commit_interval_s``). A second loop publishes a snapshot
+(``backend.monitoring.published``) every ``snapshot_interval_s``: the window summaries, totals,
+per-partition lag from the broker's end offsets, the monitor's state; and evaluates the alert
+rules on it.
 
 Restart semantics: the windows live in memory only. A (re)started monitor resumes each partition
 from the group's committed offset and never re-reads events before it, so its windows start
@@ -201,6 +203,7 @@ class Monitor:
                 self.options.validation,
                 self.options.parallel_min_batch,
             )
+            await self._validator.start()
         publisher = asyncio.create_task(self._publish_loop(stop), name="monitor-publish")
         try:
             await self._consume_loop(stop)
@@ -237,6 +240,7 @@ class Monitor:
                 self._consumer = consumer
                 self.state, self.error, backoff = "running", None, opts.backoff_initial_s
                 log.info("monitor consuming %s as group %s", opts.topic, opts.group_id)
+                last_commit = time.monotonic()
                 while not stop.is_set():
                     batch = await consumer.getmany(
                         timeout_ms=opts.poll_timeout_ms, max_records=opts.max_batch
@@ -249,6 +253,11 @@ class Monitor:
                         else:
                             checked = validate_batch(raws, at, opts.validation)
                         ledger.count(batch, located, checked, at)
+                        full = sum(map(len, batch.values())) >= opts.max_batch
+                        if not full or time.monotonic() - last_commit >= opts.commit_interval_s:
+                            await self._commit(consumer)
+                            last_commit = time.monotonic()
+                    elif ledger.uncommitted:
                         await self._commit(consumer)
                 await self._commit(consumer)
             except KafkaError as exc:

@@ -13,15 +13,23 @@ the loop commits them, so a monitor never commits an offset whose events it has 
 from __future__ import annotations
 
 import logging
+from bisect import bisect_right
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from operator import attrgetter
+from typing import Final, NamedTuple
 
-from backend.monitoring.validation import Counted, Invalid, validate_batch
-from backend.monitoring.windows import DEFAULT_SPANS_S, SlidingWindows, latency_bin
+import numpy as np
+
+from backend.monitoring.counts import bin_counts, latency_bins
+from backend.monitoring.validation import Invalid, validate_batch
+from backend.monitoring.windows import DEFAULT_SPANS_S, EventLike, SlidingWindows
 from backend.streaming.events import DEFAULT_RULES, ValidationRules
 
 log = logging.getLogger(__name__)
+
+_TS: Final = attrgetter("ts")
+_VALUE: Final = attrgetter("value")
 
 
 class Partition(NamedTuple):
@@ -61,6 +69,34 @@ class Totals:
 Batch = Mapping[Partition, Sequence[Record]]
 
 
+class Located:
+    """Where each record of a batch's fresh records came from, kept per partition run: the
+    place of a record is only looked up for the few that fail validation."""
+
+    def __init__(self) -> None:
+        self._starts: list[int] = []
+        self._runs: list[tuple[Partition, Sequence[Record]]] = []
+        self._size = 0
+
+    def add(self, tp: Partition, records: Sequence[Record], start: int) -> None:
+        """Records ``start``, ``start + 1``, ... are ``records`` of partition ``tp``."""
+        if records:
+            self._starts.append(start)
+            self._runs.append((tp, records))
+            self._size = start + len(records)
+
+    def __len__(self) -> int:
+        return self._size
+
+    def __getitem__(self, index: int) -> tuple[Partition, int]:
+        """The partition and offset of fresh record ``index``."""
+        run = bisect_right(self._starts, index) - 1
+        if not 0 <= index < self._size or run < 0:
+            raise IndexError(index)
+        tp, records = self._runs[run]
+        return tp, records[index - self._starts[run]].offset
+
+
 class Ledger:
     """Count batches into sliding windows and keep the per-partition offsets exactly-once
     counting needs (see the module docstring)."""
@@ -91,28 +127,30 @@ class Ledger:
         checked = validate_batch(raws, processed_ms, self.rules)
         return self.count(batch, located, checked, processed_ms)
 
-    def fresh_records(self, batch: Batch) -> tuple[list[tuple[Partition, int]], list[bytes | None]]:
-        """The records of a batch not yet counted, as (partition, offset) and raw values.
+    def fresh_records(self, batch: Batch) -> tuple[Located, list[bytes | None]]:
+        """The records of a batch not yet counted, as their places and raw values.
 
         Records below the partition's counted offset are skipped and counted as
         ``redelivered_skipped``; call once per batch."""
-        located: list[tuple[Partition, int]] = []
+        located = Located()
         raws: list[bytes | None] = []
         for tp, records in batch.items():
+            if not records:
+                continue
             done = self.next_offset.get(tp, -1)
-            for rec in records:
-                if rec.offset < done:
-                    self.totals.redelivered_skipped += 1
-                    continue
-                located.append((tp, rec.offset))
-                raws.append(rec.value)
+            if records[0].offset < done:
+                fresh = [rec for rec in records if rec.offset >= done]
+                self.totals.redelivered_skipped += len(records) - len(fresh)
+                records = fresh
+            located.add(tp, records, len(raws))
+            raws.extend(map(_VALUE, records))
         return located, raws
 
     def count(
         self,
         batch: Batch,
-        located: Sequence[tuple[Partition, int]],
-        checked: tuple[list[Counted], list[Invalid]],
+        located: Located,
+        checked: tuple[Sequence[EventLike], list[Invalid]],
         processed_ms: int,
     ) -> dict[Partition, int]:
         """Count validated records (``checked`` is the validation of ``fresh_records(batch)``,
@@ -136,7 +174,7 @@ class Ledger:
         totals.without_experiment += placed.without_experiment
         if valid:
             self.last_event_ms = processed_ms
-            self.pending_ts.extend(e.ts for e in valid)
+            self.pending_ts.extend(map(_TS, valid))
         self.uncommitted.update(to_commit)
         return to_commit
 
@@ -187,7 +225,9 @@ class Ledger:
 
     def record_freshness(self, event_ts: Sequence[int], published_ms: int) -> None:
         """Add ``published_ms - ts`` of each event time to the freshness histogram."""
+        if not event_ts:
+            return
         fresh = self.freshness
-        for ts in event_ts:
-            b = latency_bin((published_ms - ts) / 1000)
-            fresh[b] = fresh.get(b, 0) + 1
+        ages = published_ms - np.asarray(event_ts, dtype=np.int64)
+        for b, n in bin_counts(latency_bins(ages)).items():
+            fresh[b] = fresh.get(b, 0) + n

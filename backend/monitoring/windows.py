@@ -41,12 +41,19 @@ histogram; plus one entry per distinct user of the longest span.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable, Mapping
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Final, Protocol
+from operator import attrgetter
+from typing import Final, NamedTuple, Protocol, TypeVar
 
+import numpy as np
+import numpy.typing as npt
+
+from backend.monitoring.counts import Counts, batch_counts, latency_bins
 from backend.monitoring.latency import LATENCY_EDGES_S as LATENCY_EDGES_S
-from backend.monitoring.latency import histogram_quantile, latency_bin
+from backend.monitoring.latency import histogram_quantile as histogram_quantile
+from backend.monitoring.latency import latency_bin as latency_bin
 
 
 class EventLike(Protocol):
@@ -68,6 +75,8 @@ class EventLike(Protocol):
     def model_version(self) -> str | None: ...
 
 
+_T = TypeVar("_T")
+
 DEFAULT_SPANS_S: Final[tuple[int, ...]] = (60, 300, 3600)
 
 
@@ -78,74 +87,6 @@ def window_name(span_s: int) -> str:
     if span_s % 60 == 0:
         return f"{span_s // 60}m"
     return f"{span_s}s"
-
-
-class _Agg:
-    """Counts of one bucket or of one window (a running sum of buckets)."""
-
-    __slots__ = ("clicks", "latency", "models", "types", "variants")
-
-    def __init__(self) -> None:
-        self.types: dict[str, int] = {}
-        self.variants: dict[tuple[str, str], list[int]] = {}  # [impressions, clicks]
-        # (experiment, variant, model version) -> [impressions, clicks]; "" for no experiment.
-        self.models: dict[tuple[str, str, str], list[int]] = {}
-        self.clicks: dict[str, int] = {}  # item -> clicks
-        self.latency: dict[int, int] = {}  # bin -> count
-
-    def add(
-        self,
-        etype: str,
-        item: str,
-        key: tuple[str, str] | None,
-        model: tuple[str, str, str] | None,
-        lat_bin: int,
-    ) -> None:
-        types = self.types
-        types[etype] = types.get(etype, 0) + 1
-        lat = self.latency
-        lat[lat_bin] = lat.get(lat_bin, 0) + 1
-        if etype == "click":
-            clicks = self.clicks
-            clicks[item] = clicks.get(item, 0) + 1
-        if etype == "impression" or etype == "click":
-            slot = 0 if etype == "impression" else 1
-            if key is not None:
-                _bump(self.variants, key, slot)
-            if model is not None:
-                _bump(self.models, model, slot)
-
-    def subtract(self, other: _Agg) -> None:
-        _sub(self.types, other.types)
-        _sub(self.clicks, other.clicks)
-        _sub(self.latency, other.latency)
-        _sub_pairs(self.variants, other.variants)
-        _sub_pairs(self.models, other.models)
-
-
-def _bump(pairs: dict[Any, list[int]], key: Any, slot: int) -> None:
-    pair = pairs.get(key)
-    if pair is None:
-        pair = pairs[key] = [0, 0]
-    pair[slot] += 1
-
-
-def _sub_pairs(into: dict[Any, list[int]], other: Mapping[Any, list[int]]) -> None:
-    for key, (imp, clk) in other.items():
-        pair = into[key]
-        pair[0] -= imp
-        pair[1] -= clk
-        if pair[0] == 0 and pair[1] == 0:
-            del into[key]
-
-
-def _sub(into: dict[Any, int], other: Mapping[Any, int]) -> None:
-    for k, v in other.items():
-        left = into[k] - v
-        if left:
-            into[k] = left
-        else:
-            del into[k]
 
 
 @dataclass(frozen=True)
@@ -218,10 +159,11 @@ class Placement:
 class SlidingWindows:
     """Incremental aggregates for several window spans over one-second event-time buckets.
 
-    Each event updates its bucket and the running sum of every window that covers its second;
+    A batch is counted per event-time second (``backend.monitoring.counts``), and each second's
+    counts are added to its bucket and to the running sum of every window that covers it;
     ``advance`` subtracts the buckets that leave a window and drops those older than the longest
-    span. Cost per event is O(number of windows); a summary is O(variants + items + histogram
-    bins + longest span).
+    span. Cost per batch is O(events) in C-level counting plus O(distinct keys x windows) in
+    Python; a summary is O(variants + items + histogram bins + longest span).
     """
 
     start_ms: int
@@ -229,8 +171,8 @@ class SlidingWindows:
     top_k: int = 10
     _now_s: int = field(init=False)
     _first_s: int = field(init=False)
-    _buckets: dict[int, _Agg] = field(init=False, default_factory=dict)
-    _windows: list[_Agg] = field(init=False)
+    _buckets: dict[int, Counts] = field(init=False, default_factory=dict)
+    _windows: list[Counts] = field(init=False)
     _last_seen: dict[str, int] = field(init=False, default_factory=dict)
     _seen_at: dict[int, int] = field(init=False, default_factory=dict)
 
@@ -242,7 +184,7 @@ class SlidingWindows:
         self.spans_s = tuple(sorted(self.spans_s))
         self._now_s = self.start_ms // 1000
         self._first_s = self._now_s
-        self._windows = [_Agg() for _ in self.spans_s]
+        self._windows = [Counts() for _ in self.spans_s]
 
     @property
     def longest_s(self) -> int:
@@ -283,55 +225,85 @@ class SlidingWindows:
     def add_many(self, events: Iterable[EventLike], processed_ms: int) -> Placement:
         """Count events processed at ``processed_ms`` (their latency is ``processed_ms - ts``).
 
-        Call ``advance`` first: the windows are those at the current clock.
+        Call ``advance`` first: the windows are those at the current clock. The batch is counted
+        per event-time second (``batch_counts``), each second's counts added once to its bucket
+        and to every window that covers it.
         """
         placed = Placement()
+        rows = list(map(_COLUMNS, events))
+        if not rows:
+            return placed
+        ts_l, *columns = (list(c) for c in zip(*rows, strict=True))
+        cols = _Columns(*columns)
         now_s = self._now_s
-        cutoff = now_s - self.longest_s
-        spans = self.spans_s
-        windows = self._windows
-        buckets = self._buckets
+        ts = np.asarray(ts_l, dtype=np.int64)
+        secs = ts // 1000
+        ahead = secs > now_s
+        placed.future = int(ahead.sum())
+        secs[ahead] = now_s
+        keep = secs > now_s - self.longest_s
+        placed.late = len(rows) - int(keep.sum())
+        lat_bins = latency_bins(processed_ms - ts)
+        if placed.late:
+            cols = cols.pick(np.flatnonzero(keep).tolist())
+            secs, lat_bins = secs[keep], lat_bins[keep]
+        placed.counted = len(cols.types)
+        placed.without_experiment = cols.experiments.count(None)
+        if not placed.counted:
+            return placed
+        if secs.min() == secs.max():
+            self._add_second(int(secs[0]), cols, lat_bins)
+            return placed
+        # Seconds in ascending order, so that a user's last second only moves forward.
+        order = np.argsort(secs, kind="stable")
+        seconds, starts = np.unique(secs[order], return_index=True)
+        bounds = [*starts.tolist(), len(order)]
+        for k, s in enumerate(seconds.tolist()):
+            idx = order[bounds[k] : bounds[k + 1]]
+            self._add_second(s, cols.pick(idx.tolist()), lat_bins[idx])
+        return placed
+
+    def _add_second(self, s: int, cols: _Columns, lat_bins: npt.NDArray[np.intp]) -> None:
+        counts = batch_counts(
+            cols.types, cols.items, cols.experiments, cols.variants, cols.versions, lat_bins
+        )
+        bucket = self._buckets.get(s)
+        if bucket is None:
+            bucket = self._buckets[s] = Counts()
+            if s < self._first_s:
+                self._first_s = s
+        bucket.add(counts)
+        age = self._now_s - s
+        for span, agg in zip(self.spans_s, self._windows, strict=True):
+            if age < span:
+                agg.add(counts)
+        self._see_users(s, cols.users)
+
+    def _see_users(self, s: int, users: list[str]) -> None:
+        """Move the last second seen of each user to ``s`` when it is later."""
         last_seen = self._last_seen
         seen_at = self._seen_at
-        for ev in events:
-            s = ev.ts // 1000
-            if s > now_s:
-                s = now_s
-                placed.future += 1
-            elif s <= cutoff:
-                placed.late += 1
-                continue
-            placed.counted += 1
-            exp = ev.experiment
-            if exp is None:
-                key = None
-                placed.without_experiment += 1
-            else:
-                key = (exp, ev.variant or "")
-            version = ev.model_version
-            model = None if version is None else (exp or "", ev.variant or "", version)
-            lat_bin = latency_bin((processed_ms - ev.ts) / 1000)
-            bucket = buckets.get(s)
-            if bucket is None:
-                bucket = buckets[s] = _Agg()
-                if s < self._first_s:
-                    self._first_s = s
-            bucket.add(ev.type, ev.item, key, model, lat_bin)
-            age = now_s - s
-            for span, agg in zip(spans, windows, strict=True):
-                if age < span:
-                    agg.add(ev.type, ev.item, key, model, lat_bin)
-            prev = last_seen.get(ev.user)
-            if prev is None or s > prev:
+        distinct = dict.fromkeys(users)
+        before = Counter(map(last_seen.get, distinct))
+        if any(prev is not None and prev > s for prev in before):
+            # Some users were seen later already and keep that second: one by one.
+            for user in distinct:
+                prev = last_seen.get(user)
+                if prev is None or s > prev:
+                    if prev is not None:
+                        _decrement(seen_at, prev, 1)
+                    last_seen[user] = s
+                    seen_at[s] = seen_at.get(s, 0) + 1
+            return
+        moved = 0
+        for prev, n in before.items():
+            if prev != s:
+                moved += n
                 if prev is not None:
-                    left = seen_at[prev] - 1
-                    if left:
-                        seen_at[prev] = left
-                    else:
-                        del seen_at[prev]
-                last_seen[ev.user] = s
-                seen_at[s] = seen_at.get(s, 0) + 1
-        return placed
+                    _decrement(seen_at, prev, n)
+        if moved:
+            seen_at[s] = seen_at.get(s, 0) + moved
+            last_seen.update(dict.fromkeys(distinct, s))
 
     def summary(self, span_s: int) -> WindowSummary:
         """The aggregates of the window of ``span_s`` seconds at the current clock."""
@@ -377,3 +349,40 @@ class SlidingWindows:
     def summaries(self) -> dict[str, WindowSummary]:
         """Every window's summary, keyed by its name (``"1m"``, ``"5m"``, ``"1h"``)."""
         return {window_name(s): self.summary(s) for s in self.spans_s}
+
+
+def _decrement(counts: dict[int, int], key: int, n: int) -> None:
+    left = counts[key] - n
+    if left:
+        counts[key] = left
+    else:
+        del counts[key]
+
+
+class _Columns(NamedTuple):
+    """A batch of events as one list per field the windows read (``ts`` aside)."""
+
+    types: list[str]
+    users: list[str]
+    items: list[str]
+    experiments: list[str | None]
+    variants: list[str | None]
+    versions: list[str | None]
+
+    def pick(self, indices: list[int]) -> _Columns:
+        """The events at ``indices``, in that order."""
+        return _Columns(
+            _take(self.types, indices),
+            _take(self.users, indices),
+            _take(self.items, indices),
+            _take(self.experiments, indices),
+            _take(self.variants, indices),
+            _take(self.versions, indices),
+        )
+
+
+def _take(column: list[_T], indices: list[int]) -> list[_T]:
+    return [column[i] for i in indices]
+
+
+_COLUMNS: Final = attrgetter("ts", "type", "user", "item", "experiment", "variant", "model_version")

@@ -136,7 +136,7 @@ def _projections(
     binary = F.col(value) if value_is_binary else F.col(value).cast("binary")
     if use_native:
         # The JVM parser checks the canonical shape and reads the fields in one pass.
-        stages.append({"_size": size, "_j": _native.parse(binary)})
+        stages.append({"_size": size, "_j": _native.parse_bytes(binary)})
         stages.append({"_canon": F.col("_j").isNotNull(), "_other": F.col("_j").isNull()})
     else:
         canonical = text.rlike(canonical_pattern()) if fast_path else F.lit(False)
@@ -167,6 +167,12 @@ def _projections(
         {f"_f_{s.name}": F.variant_get(F.col("_v"), f"$.{s.name}", "variant") for s in FIELDS}
     )
     fast_kinds = {"string": "STRING", "integer": "BIGINT", "number": "DOUBLE"}
+
+    def fast_value(spec: FieldSpec) -> Column:
+        # The JVM parser gives strings as bytes (``native.parse_bytes``).
+        field = F.col(f"_j.{spec.name}")
+        return field.cast("string") if use_native and spec.kind == "string" else field
+
     stages.append(
         {
             **{
@@ -177,7 +183,7 @@ def _projections(
                 for s in FIELDS
             },
             **{
-                f"_t_{s.name}": F.when(F.col("_canon"), F.col(f"_j.{s.name}")).otherwise(
+                f"_t_{s.name}": F.when(F.col("_canon"), fast_value(s)).otherwise(
                     F.try_variant_get(F.col(f"_f_{s.name}"), "$", SQL_TYPES[s.kind])
                 )
                 for s in FIELDS

@@ -10,6 +10,13 @@ creation. Algorithms:
 * ``popularity``: ranks items by their number of training ratings; it predicts no ratings, so it
   is used in ranking evaluation only.
 
+Implicit-feedback algorithms (``IMPLICIT_ALGORITHMS``) learn from interactions, not ratings, and
+are trained by ``backend.recsys.implicit_models.fit_implicit`` (``popularity`` too, counting
+positive interactions):
+
+* ``implicit_als``: the implicit package's ALS on confidences ``1 + alpha·|r|``.
+* ``item_knn``: item-item cosine similarity on the binarised interactions.
+
 Unset SVD/SVD++ ``random_state`` defaults to 0 so that training is reproducible by default.
 """
 
@@ -33,8 +40,12 @@ from backend.recsys.surprise_adapter import factor_model_from_surprise
 
 Progress = Callable[[float, str], None]
 
-ALGORITHMS: tuple[str, ...] = ("svd", "svdpp", "baseline", "global_mean", "popularity")
+ALGORITHMS: tuple[str, ...] = (
+    "svd", "svdpp", "baseline", "global_mean", "popularity", "implicit_als", "item_knn", "als",
+)  # fmt: skip
 RATING_PREDICTORS: tuple[str, ...] = ("svd", "svdpp", "baseline", "global_mean")
+#: Algorithms that learn from interactions (``implicit_models.fit_implicit``).
+IMPLICIT_ALGORITHMS: tuple[str, ...] = ("implicit_als", "item_knn", "popularity")
 
 # Parameter kinds: "int+" positive int, "float" any finite number, "float+" > 0, "float0" >= 0,
 # "bool", "seed" int >= 0 or None, "lr"/"reg" optional override (None = use *_all).
@@ -72,12 +83,38 @@ _BASELINE_PARAMS: dict[str, tuple[str, Any]] = {
     "reg": ("float0", None),  # SGD only, surprise default 0.02
     "learning_rate": ("float+", None),  # SGD only, surprise default 0.005
 }
+# ALS solves each row on its own, so its result does not depend on num_threads; one thread is
+# the default so that a job does not take every core of a shared worker.
+_IMPLICIT_ALS_PARAMS: dict[str, tuple[str, Any]] = {
+    "factors": ("int+", 64),
+    "regularization": ("float0", 1.0),
+    "alpha": ("float0", 1.0),
+    "iterations": ("int+", 15),
+    "use_cg": ("bool", True),
+    "dtype": ("dtype", "float32"),
+    "num_threads": ("int+", 1),
+    "random_state": ("seed", 0),
+}
+# Spark MLlib ALS (backend.pipeline.als, trained by the training layer): explicit on ratings, or
+# implicit (c = 1 + alpha·|r|) on interactions; Spark scales reg_param by each row's count.
+_ALS_PARAMS: dict[str, tuple[str, Any]] = {
+    "rank": ("int+", 10),
+    "max_iter": ("int+", 10),
+    "reg_param": ("float0", 0.1),
+    "alpha": ("float0", 1.0),
+    "nonnegative": ("bool", False),
+    "implicit": ("bool", False),
+    "seed": ("seed", 0),
+}
 PARAMETERS: Mapping[str, Mapping[str, tuple[str, Any]]] = {
     "svd": _SVD_PARAMS,
     "svdpp": _SVDPP_PARAMS,
     "baseline": _BASELINE_PARAMS,
     "global_mean": {},
     "popularity": {},
+    "implicit_als": _IMPLICIT_ALS_PARAMS,
+    "item_knn": {},
+    "als": _ALS_PARAMS,
 }
 
 
@@ -198,6 +235,11 @@ def fit_trainset(
     """Train ``spec`` on a surprise ``Trainset`` (see ``fit``)."""
     report = progress or _no_progress
     params = spec.resolved_params()
+    if spec.name in IMPLICIT_ALGORITHMS and spec.name != "popularity":
+        raise DataError(
+            f"{spec.name} learns from interactions, not ratings; train it with "
+            "implicit_models.fit_implicit on interactions.from_ratings(...)"
+        )
     if spec.name == "popularity":
         base = factor_model_from_surprise(
             GlobalMean().fit(trainset), trainset, algorithm="popularity", params=params
@@ -273,6 +315,9 @@ def _check_value(algo: str, key: str, kind: str, value: Any) -> None:
     elif kind == "method":
         if value not in ("als", "sgd"):
             raise fail("'als' or 'sgd'")
+    elif kind == "dtype":
+        if value not in ("float32", "float64"):
+            raise fail("'float32' or 'float64'")
     else:
         if value is None and kind in ("lr", "reg"):
             return

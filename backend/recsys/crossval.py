@@ -27,6 +27,7 @@ from surprise.model_selection import cross_validate as surprise_cross_validate
 
 from backend.recsys import metrics
 from backend.recsys.algorithms import (
+    IMPLICIT_ALGORITHMS,
     AlgoSpec,
     build_trainset,
     make_algo,
@@ -130,6 +131,11 @@ def cross_validate(
     """k-fold RMSE, MAE and MPE of ``spec`` on ``ratings`` over surprise's seeded folds."""
     if spec.name == "popularity":
         raise DataError("popularity predicts no ratings; evaluate it with ranking.evaluate_ranking")
+    if spec.name in IMPLICIT_ALGORITHMS:
+        raise DataError(
+            f"{spec.name} predicts no ratings, so it has no RMSE; evaluate it with "
+            "ranking.evaluate_implicit_ranking"
+        )
     if n_jobs == 0:
         raise DataError("n_jobs must be a positive number of processes or -1 for all cores")
     start = time.perf_counter()

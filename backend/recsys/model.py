@@ -7,7 +7,8 @@ is the same dot product for every algorithm.
 
 IDs are strings at the boundary and compact integers inside: ``user_ids[u]`` is the raw id of
 inner user ``u``. ``seen_indptr``/``seen_indices`` are the CSR rows of items each user rated in
-training, used to mask seen items without a Python loop.
+training, used to mask seen items without a Python loop (for implicit models, the items with
+a positive interaction). Implicit models record ``params["feedback"] = "implicit"``.
 """
 
 from __future__ import annotations
@@ -53,6 +54,11 @@ class FactorModel:
     @property
     def n_factors(self) -> int:
         return int(self.item_factors.shape[1])
+
+    @property
+    def implicit_feedback(self) -> bool:
+        """Whether the model learnt from implicit feedback (scores rank items, not ratings)."""
+        return self.params.get("feedback") == "implicit"
 
     def seen(self, inner_user: int) -> IntArray:
         """Inner ids of the items the user rated in training."""

@@ -91,6 +91,12 @@ def grid_search(
     progress: Progress | None = None,
 ) -> SearchResult:
     """Evaluate every combination of ``grid`` (a list of values per parameter)."""
+    combos = grid_combos(grid)
+    return _run(ratings, "grid", combos, algorithm, fixed, k, seed, n_jobs, progress)
+
+
+def grid_combos(grid: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
+    """Every combination of ``grid``, the last parameter varying fastest."""
     for name, values in grid.items():
         if isinstance(values, str) or not isinstance(values, Sequence) or len(values) == 0:
             raise DataError(f"grid values of {name} must be a non-empty list")
@@ -98,8 +104,17 @@ def grid_search(
     if total > MAX_TRIALS:
         raise DataError(f"the grid has {total} combinations; at most {MAX_TRIALS} are allowed")
     names = list(grid)
-    combos = [dict(zip(names, values, strict=True)) for values in itertools.product(*grid.values())]
-    return _run(ratings, "grid", combos, algorithm, fixed, k, seed, n_jobs, progress)
+    return [dict(zip(names, values, strict=True)) for values in itertools.product(*grid.values())]
+
+
+def random_combos(
+    space: Mapping[str, Distribution], n_trials: int, seed: int
+) -> list[dict[str, Any]]:
+    """``n_trials`` configurations drawn from ``space`` by a generator seeded ``seed``."""
+    if not 1 <= n_trials <= MAX_TRIALS:
+        raise DataError(f"n_trials={n_trials} must be between 1 and {MAX_TRIALS}")
+    rng = np.random.default_rng(seed)
+    return [{name: _draw(rng, name, dist) for name, dist in space.items()} for _ in range(n_trials)]
 
 
 def random_search(
@@ -119,12 +134,7 @@ def random_search(
     A list means a uniform choice among its values; ``Uniform``, ``LogUniform`` and ``IntRange``
     are continuous or integer ranges.
     """
-    if not 1 <= n_trials <= MAX_TRIALS:
-        raise DataError(f"n_trials={n_trials} must be between 1 and {MAX_TRIALS}")
-    rng = np.random.default_rng(seed)
-    combos = [
-        {name: _draw(rng, name, dist) for name, dist in space.items()} for _ in range(n_trials)
-    ]
+    combos = random_combos(space, n_trials, seed)
     return _run(ratings, "random", combos, algorithm, fixed, k, seed, n_jobs, progress)
 
 

@@ -186,3 +186,50 @@ def click_probability(
         raise DataError(f"slope must be a finite number >= 0, got {slope}")
     logit = np.log(base_ctr / (1.0 - base_ctr)) + slope * true_affinity(data, users, items)
     return np.asarray(1.0 / (1.0 + np.exp(-logit)), dtype=np.float64)
+
+
+def generate_clicks(
+    n_users: int,
+    n_items: int,
+    impressions_per_user: int = 50,
+    *,
+    rank: int = 10,
+    seed: int = 0,
+    base_ctr: float = 0.02,
+    slope: float = 0.8,
+    popularity_skew: float = 0.8,
+) -> tuple[pd.DataFrame, SyntheticData]:
+    """Impressions and clicks from a known latent model, as lake events.
+
+    Each user is shown ``impressions_per_user`` items drawn by a Zipf-like popularity (repeats
+    allowed) and clicks each with ``click_probability``. Returns the events (columns ``user``,
+    ``item``, ``type`` (``impression`` or ``click``), ``rating`` (null), ``ts`` (epoch
+    milliseconds; a click one second after its impression)) and the truth they came from.
+    """
+    if impressions_per_user < 1:
+        raise DataError(f"impressions_per_user must be at least 1, got {impressions_per_user}")
+    data = generate_ratings(
+        n_users, n_items, min(n_users, n_users * n_items // 2), rank=rank, seed=seed
+    )
+    rng = np.random.default_rng([seed, 1])
+    weights = _zipf_weights(rng, n_items, popularity_skew)
+    users = np.repeat(np.arange(n_users), impressions_per_user)
+    items = rng.choice(n_items, size=users.size, p=weights)
+    clicked = rng.random(users.size) < click_probability(
+        data, users, items, base_ctr=base_ctr, slope=slope
+    )
+    shown_ms = (_START + rng.integers(0, _SPAN, users.size)) * 1000
+    user_names = np.array([f"u{k}" for k in range(n_users)], dtype=object)
+    item_names = np.array([f"i{k}" for k in range(n_items)], dtype=object)
+    impressions = pd.DataFrame(
+        {"user": user_names[users], "item": item_names[items], "type": "impression",
+         "ts": shown_ms}
+    )  # fmt: skip
+    clicks = pd.DataFrame(
+        {"user": user_names[users[clicked]], "item": item_names[items[clicked]], "type": "click",
+         "ts": shown_ms[clicked] + 1000}
+    )  # fmt: skip
+    events = pd.concat([impressions, clicks], ignore_index=True)
+    events["rating"] = np.nan
+    events["ts"] = events["ts"].astype(np.int64)
+    return events.sort_values("ts", kind="stable").reset_index(drop=True), data

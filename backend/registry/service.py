@@ -23,11 +23,25 @@ log = logging.getLogger(__name__)
 Activation = Literal["never", "always", "if_better"]
 
 
-def gate_allows(candidate: dict[str, Any], current: dict[str, Any] | None) -> tuple[bool, str]:
-    """The promotion gate: a new model goes live only when its validation RMSE is no worse.
+#: What the gate compares: k-fold RMSE (lower is better) or hold-out NDCG@k (higher is better).
+GateMetric = Literal["rmse", "ndcg"]
 
-    Without an active model, or when the active one has no validation RMSE, it passes.
+
+def gate_allows(
+    candidate: dict[str, Any], current: dict[str, Any] | None, metric: GateMetric = "rmse"
+) -> tuple[bool, str]:
+    """The promotion gate: a new model goes live only when its validation score is no worse.
+
+    ``metric="rmse"`` compares the k-fold RMSE (``cv_rmse``, from ``validate_k``): lower is
+    better, so the new model passes when its RMSE is at most the active one's. RMSE says nothing
+    about a model of implicit feedback, which predicts no ratings; ``metric="ndcg"`` compares
+    NDCG@k on a temporal hold-out (``val_ndcg`` at ``val_k``, from ``validate_ranking``): higher
+    is better, so the new model passes when its NDCG is at least the active one's. NDCGs at
+    different k are not comparable; an active model without the metric (or at another k) is
+    no bar, and the new model passes.
     """
+    if metric == "ndcg":
+        return _ndcg_gate(candidate, current)
     new = candidate.get("cv_rmse")
     if new is None:
         return False, "the new model has no validation RMSE (train with validate_k > 0)"
@@ -37,6 +51,18 @@ def gate_allows(candidate: dict[str, Any], current: dict[str, Any] | None) -> tu
     if float(new) <= float(old):
         return True, f"validation RMSE {new:.4f} <= active {old:.4f}"
     return False, f"validation RMSE {new:.4f} > active {old:.4f}; kept the active model"
+
+
+def _ndcg_gate(candidate: dict[str, Any], current: dict[str, Any] | None) -> tuple[bool, str]:
+    new, k = candidate.get("val_ndcg"), candidate.get("val_k")
+    if new is None:
+        return False, "the new model has no validation NDCG (train with validate_ranking)"
+    old = None if current is None else current.get("val_ndcg")
+    if old is None or current is None or current.get("val_k") != k:
+        return True, f"no active model with a validation NDCG@{k} to compare with"
+    if float(new) >= float(old):
+        return True, f"validation NDCG@{k} {new:.4f} >= active {old:.4f}"
+    return False, f"validation NDCG@{k} {new:.4f} < active {old:.4f}; kept the active model"
 
 
 def activate(session: Session, model_id: int) -> ModelVersion:
@@ -104,9 +130,11 @@ def register(
     metric_rows: list[tuple[str, int | None, str, float | None]],
     activation: Activation,
     verified: bool = False,
+    gate_metric: GateMetric = "rmse",
 ) -> Registered:
     """Add a version trained by ``job_id`` with its metric rows, then activate it as
-    ``activation`` says (``if_better``: the promotion gate against the active version).
+    ``activation`` says (``if_better``: the promotion gate on ``gate_metric`` against the active
+    version).
 
     Activation goes through ``activate``'s artifact check, so a version whose files do not match
     their manifest never serves (``ConflictError``); ``verified=True`` says the caller ran
@@ -133,7 +161,9 @@ def register(
         allowed, reason = False, "activate=never"
     else:
         current = repo.active(session)
-        allowed, reason = gate_allows(metrics, None if current is None else current.metrics)
+        allowed, reason = gate_allows(
+            metrics, None if current is None else current.metrics, gate_metric
+        )
     if allowed:
         _activate(session, row, verified=verified)
     return Registered(model_id=row.id, activated=allowed, reason=reason)

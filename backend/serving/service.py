@@ -18,7 +18,7 @@ import numpy.typing as npt
 
 from backend.errors import InvalidInputError, NotFoundError, UnavailableError
 from backend.recsys.errors import UnknownUserError
-from backend.recsys.foldin import fold_in, recommend_folded
+from backend.recsys.foldin import fold_in, fold_in_reg, recommend_folded
 from backend.recsys.scenarios import ScenarioComparison, compare_scenarios
 from backend.recsys.similar import similar_items
 from backend.recsys.topn import TopN, popular, recommend
@@ -284,13 +284,15 @@ def what_if(
     user_id: str,
     ratings: dict[str, float],
     n: int,
-    reg: float,
+    reg: float | None,
     category: list[str] | None,
 ) -> dict[str, Any]:
     """The top ``n`` the user would get after ``ratings``, folded in by ridge regression with
-    penalty ``reg`` and no retraining (``WhatIfOut``)."""
+    penalty ``reg`` and no retraining (``WhatIfOut``). ``reg=None``: ``DEFAULT_FOLD_IN_REG`` for
+    a rating model, the model's own λ for an implicit one (whose "ratings" are interaction
+    strengths)."""
     existing = sm.ids.users.get(user_id)
-    folded = fold_in(sm.model, ratings, reg=reg, existing_user=existing)
+    folded = fold_in(sm.model, ratings, reg=fold_in_reg(sm.model, reg), existing_user=existing)
     _, allowed = filters(sm, None, category)
     top = recommend_folded(sm.model, folded, n, allowed_items=allowed)
     return {

@@ -21,7 +21,7 @@ from backend.jobs.kind import JobKind
 from backend.jobs.params import JobParams, context_settings, custom_error
 from backend.paths import shown
 from backend.recsys.artifacts import load_artifact
-from backend.recsys.foldin import fold_in, recommend_folded
+from backend.recsys.foldin import fold_in, fold_in_reg, recommend_folded
 from backend.recsys.indexes import id_index
 from backend.recsys.model import FactorModel
 from backend.recsys.precompute import precompute_topn
@@ -40,7 +40,9 @@ class SimulateParams(JobParams):
     )
     user: str | None = Field(default=None, description="for compare and what_if")
     ratings: dict[str, float] = Field(default_factory=dict, description="for what_if")
-    reg: float = Field(default=5.0, ge=0)
+    reg: float | None = Field(
+        default=None, ge=0, description="fold-in λ; default 5, or an implicit model's own λ"
+    )
     n: int = Field(default=10, ge=1, le=1000)
     to_redis: bool = Field(default=False, description="precompute: also SET each list in Redis")
     memory_budget_mb: int = Field(default=256, ge=8, le=65_536)
@@ -113,7 +115,9 @@ def run(ctx: JobContext, p: SimulateParams) -> dict[str, Any]:
     if p.mode == "what_if":
         with ctx.stage("fold_in", rows_in=len(p.ratings)):
             existing = id_index(model).users.get(p.user or "")
-            folded = fold_in(model, p.ratings, reg=p.reg, existing_user=existing)
+            folded = fold_in(
+                model, p.ratings, reg=fold_in_reg(model, p.reg), existing_user=existing
+            )
             top = recommend_folded(model, folded, p.n)
         return {
             "mode": "what_if",

@@ -4,6 +4,11 @@ Every fold's RMSE, MAE, MPE and timings land in the ``metrics`` table, one row p
 (job, subject, fold, metric); fold NULL holds the mean. Subjects: the algorithm's name, each
 baseline's name, ``surprise:<name>`` for surprise's own cross_validate, and ``ranking:<name>``
 for the temporal hold-out ranking metrics.
+
+An implicit algorithm (``implicit_als``, ``item_knn``) predicts no ratings, so it skips k-fold
+RMSE: it is validated by ranking alone, on each user's last ``ranking.n_test`` interactions
+(from the lake's events or thresholded ratings, ``feedback``), next to the popularity and
+item-kNN baselines.
 """
 
 from __future__ import annotations
@@ -18,8 +23,15 @@ from backend.jobs.kind import JobKind
 from backend.jobs.params import Folds, JobParams, NJobs
 from backend.recsys.algorithms import AlgoSpec
 from backend.recsys.crossval import CVResult, validate
-from backend.recsys.ranking import evaluate_ranking
+from backend.recsys.errors import DataError
+from backend.recsys.ranking import (
+    IMPLICIT_BASELINES,
+    RankingReport,
+    evaluate_implicit_ranking,
+    evaluate_ranking,
+)
 from backend.registry import repository as repo
+from backend.training.feedback import FeedbackParams, is_implicit, load_interactions
 from backend.training.sources import AlgoParams, RatingsParams, load, scaled
 
 MetricRow = tuple[str, int | None, str, float | None]
@@ -40,6 +52,9 @@ class ValidateParams(JobParams):
     baselines: bool = True
     with_surprise: bool = Field(default=True, description="also run surprise's cross_validate")
     ranking: RankingParams | None = Field(default_factory=RankingParams)
+    feedback: FeedbackParams | None = Field(
+        default=None, description="implicit algorithms: where interactions come from, weights"
+    )
 
 
 def _summary(cv: CVResult) -> dict[str, Any]:
@@ -90,6 +105,10 @@ def _rows(cv: CVResult) -> list[MetricRow]:
 
 def run(ctx: JobContext, p: ValidateParams) -> dict[str, Any]:
     spec = AlgoSpec(p.model.algorithm, p.model.params)
+    if is_implicit(spec.name):
+        return _run_implicit(ctx, p, spec)
+    if spec.name == "als":
+        return _run_als(ctx, p, spec)
     with ctx.stage("load") as st:
         ratings = load(p.data, ctx.settings)
         st.rows_out = ratings.n_ratings
@@ -144,38 +163,99 @@ def run(ctx: JobContext, p: ValidateParams) -> dict[str, Any]:
                 progress=scaled(ctx.progress, 0.98 - ranking_share, ranking_share),
             )
             st.rows_out = rk.n_users_evaluated
-        k = rk.k
-        result["ranking"] = {
-            "k": k,
-            "threshold": rk.threshold,
-            "n_test": rk.n_test,
-            "users_evaluated": rk.n_users_evaluated,
-            "results": [
-                {
-                    "algorithm": r.algorithm,
-                    f"precision@{k}": r.precision,
-                    f"recall@{k}": r.recall,
-                    f"ndcg@{k}": r.ndcg,
-                    f"map@{k}": r.map,
-                    "hit_rate": r.hit_rate,
-                    "coverage": r.coverage,
-                }
-                for r in rk.results
-            ],
-        }
-        for r in rk.results:
-            for name, value in (
-                (f"precision@{k}", r.precision),
-                (f"recall@{k}", r.recall),
-                (f"ndcg@{k}", r.ndcg),
-                (f"map@{k}", r.map),
-                ("hit_rate", r.hit_rate),
-                ("coverage", r.coverage),
-            ):
-                rows.append((f"ranking:{r.algorithm}", None, name, value))
+        result["ranking"], ranking_rows = _ranking(rk)
+        rows += ranking_rows
+    with ctx.stage("store", rows_in=len(rows)), session_scope(ctx.settings.sqlalchemy_url) as s:
+        result["metrics_stored"] = repo.add_metrics(s, ctx.job_id, None, rows)
+    return result
+
+
+def _ranking(rk: RankingReport) -> tuple[dict[str, Any], list[MetricRow]]:
+    """The ranking part of a validation result, and its metric rows."""
+    k = rk.k
+    result = {
+        "k": k,
+        "threshold": rk.threshold,
+        "n_test": rk.n_test,
+        "users_evaluated": rk.n_users_evaluated,
+        "results": [
+            {
+                "algorithm": r.algorithm,
+                f"precision@{k}": r.precision,
+                f"recall@{k}": r.recall,
+                f"ndcg@{k}": r.ndcg,
+                f"map@{k}": r.map,
+                "hit_rate": r.hit_rate,
+                "coverage": r.coverage,
+            }
+            for r in rk.results
+        ],
+    }
+    rows: list[MetricRow] = []
+    for r in rk.results:
+        for name, value in (
+            (f"precision@{k}", r.precision),
+            (f"recall@{k}", r.recall),
+            (f"ndcg@{k}", r.ndcg),
+            (f"map@{k}", r.map),
+            ("hit_rate", r.hit_rate),
+            ("coverage", r.coverage),
+        ):
+            rows.append((f"ranking:{r.algorithm}", None, name, value))
+    return result, rows
+
+
+def _run_implicit(ctx: JobContext, p: ValidateParams, spec: AlgoSpec) -> dict[str, Any]:
+    if p.ranking is None:
+        raise DataError(
+            f"{spec.name} predicts no ratings and is validated by ranking only; turn ranking on"
+        )
+    with ctx.stage("load") as st:
+        interactions = load_interactions(p.data, p.feedback, ctx.settings)
+        st.rows_out = len(interactions.frame)
+        st.extra.update(source=interactions.source, rows_read=interactions.rows_read)
+    baselines = [b for b in IMPLICIT_BASELINES if b.name != spec.name] if p.baselines else []
+    with ctx.stage("ranking", rows_in=len(interactions.frame)) as st:
+        rk = evaluate_implicit_ranking(
+            interactions.frame,
+            [spec, *baselines],
+            n_test=p.ranking.n_test,
+            k=p.ranking.k,
+            progress=scaled(ctx.progress, 0.02, 0.96),
+        )
+        st.rows_out = rk.n_users_evaluated
+    ranking, rows = _ranking(rk)
+    result: dict[str, Any] = {
+        "data": p.data.describe(),
+        "feedback": interactions.source,
+        "n_interactions": len(interactions.frame),
+        "seed": p.seed,
+        "algorithm": spec.name,
+        "params": spec.resolved_params(),
+        "ranking": ranking,
+    }
     with ctx.stage("store", rows_in=len(rows)), session_scope(ctx.settings.sqlalchemy_url) as s:
         result["metrics_stored"] = repo.add_metrics(s, ctx.job_id, None, rows)
     return result
 
 
 KIND = JobKind("validate", ValidateParams, run, "k-fold CV with RMSE, MAE, MPE and ranking.")
+
+
+def _run_als(ctx: JobContext, p: ValidateParams, spec: AlgoSpec) -> dict[str, Any]:
+    """Spark ALS: k folds over one persisted Spark frame (``training.spark_als``)."""
+    from backend.training.spark_als import validate_als
+
+    fb = p.feedback or FeedbackParams()
+    with ctx.stage("cross_validate") as st:
+        cv, rows = validate_als(
+            p.data, spec, ctx.settings, weights=fb.weights(), k=p.k, seed=p.seed
+        )
+        st.rows_out = len(cv.folds)
+    result: dict[str, Any] = {
+        "data": p.data.describe(), "k": p.k, "seed": p.seed,
+        "model": {"algorithm": spec.name, "params": spec.resolved_params(), **cv.means},
+    }  # fmt: skip
+    with ctx.stage("store", rows_in=len(rows)), session_scope(ctx.settings.sqlalchemy_url) as s:
+        result["metrics_stored"] = repo.add_metrics(s, ctx.job_id, None, rows)
+    return result

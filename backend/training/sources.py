@@ -212,11 +212,14 @@ def confine_items(fmt: str, raw: str, settings: Settings, *, field: str = "path"
 
 
 class AlgoParams(JobParams):
-    algorithm: Literal["svd", "svdpp", "baseline", "global_mean"] = "svd"
+    algorithm: Literal[
+        "svd", "svdpp", "baseline", "global_mean", "implicit_als", "item_knn", "als"
+    ] = "svd"
     params: dict[str, HyperValue] = Field(
         default_factory=dict,
         description="hyperparameters, e.g. n_factors, n_epochs, lr_all, reg_all, biased, "
-        "random_state",
+        "random_state (implicit_als: factors, regularization, alpha, iterations, use_cg, "
+        "dtype, num_threads, random_state)",
     )
 
     @field_validator("params")

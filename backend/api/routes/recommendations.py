@@ -225,7 +225,13 @@ class WhatIfRequest(BaseModel):
         min_length=1, max_length=1000, description="hypothetical ratings: item id -> rating"
     )
     n: int = Field(default=10, ge=1, le=1000)
-    reg: float = Field(default=5.0, ge=0, le=1e6, description="ridge penalty λ of the fold-in")
+    reg: float | None = Field(
+        default=None,
+        ge=0,
+        le=1e6,
+        description="ridge penalty λ of the fold-in; default 5 for a rating model, the model's "
+        "own λ for an implicit one",
+    )
     category: list[str] | None = None
 
 

@@ -169,3 +169,24 @@ def test_monitor_healthcheck_sends_a_read_key_that_the_api_accepts() -> None:
     key = monitor["environment"]["MONITOR_READ_KEY"]
     scopes = _settings(services["api"]["environment"]).api_key_scopes()
     assert scopes[hashlib.sha256(key.encode()).digest()] == "read"
+
+
+def test_spark_runs_as_a_cluster_sharing_the_lake_with_the_app() -> None:
+    services = _compose()["services"]
+    master, worker = services["spark-master"], services["spark-worker"]
+    assert "healthcheck" in master
+    assert "org.apache.spark.deploy.master.Master" in master["command"][-1]
+    assert "--port 7077" in master["command"][-1]
+    assert "bin/spark-class" in worker["command"][-1]
+    assert "deploy.worker.Worker spark://spark-master:7077" in worker["command"][-1]
+    assert worker["depends_on"]["spark-master"]["condition"] == "service_healthy"
+    for name in ("api", "worker", "monitor"):
+        settings = _settings(services[name]["environment"])
+        assert settings.spark_master == "spark://spark-master:7077"
+        assert services[name]["depends_on"]["spark-master"]["condition"] == "service_healthy"
+        # Driver and executors see the lake at the same path: the data dir is one volume.
+        assert "recflow-data:/data" in services[name]["volumes"]
+        assert str(settings.data_dir) == "/data"
+    for spark in (master, worker):
+        assert "recflow-data:/data" in spark["volumes"]
+        assert spark["image"] == services["api"]["image"]

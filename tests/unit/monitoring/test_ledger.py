@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+
+import pytest
+
 from backend.monitoring.ledger import Ledger, Partition, Record
 from tests.unit.monitoring.test_consumer import NOW, TP, raw
 
@@ -60,3 +64,19 @@ def test_freshness_counts_the_events_since_the_last_snapshot() -> None:
     assert sorted(pending) == [NOW - 2000, NOW - 1000] and ledger.take_pending() == []
     ledger.record_freshness(pending, NOW + 500)
     assert sum(ledger.freshness.values()) == 2
+
+
+def test_a_rejected_record_is_logged_at_its_partition_and_offset(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    ledger = Ledger(NOW)
+    other = Partition("t", 1)
+    ledger.process({TP: [Record(0, raw())], other: [Record(4, raw())]}, NOW)
+    batch = {
+        TP: [Record(0, raw()), Record(1, raw()), Record(2, b"{")],  # offset 0 is re-delivered
+        other: [Record(5, raw()), Record(6, b"[]"), Record(7, raw())],
+    }
+    with caplog.at_level(logging.WARNING, logger="backend.monitoring.ledger"):
+        assert ledger.process(batch, NOW) == {TP: 3, other: 8}
+    assert "t[0]@2 (not_json" in caplog.text and "t[1]@6 (not_json" in caplog.text
+    assert (ledger.totals.redelivered_skipped, ledger.totals.valid) == (1, 5)

@@ -154,15 +154,20 @@ def test_bad_spans_are_refused_and_unknown_window_named() -> None:
         SlidingWindows(start_ms=T0, spans_s=(60, 300)).summary(10)
 
 
-@pytest.mark.parametrize("seed", range(5))
-def test_incremental_windows_equal_a_recount_from_scratch(seed: int) -> None:
-    """Random arrivals (late, on time, ahead) and clock jumps; compare with brute force."""
+@pytest.mark.parametrize(
+    ("seed", "max_batch", "rounds"), [*((s, 4, 300) for s in range(5)), (5, 120, 80), (6, 400, 30)]
+)
+def test_incremental_windows_equal_a_recount_from_scratch(
+    seed: int, max_batch: int, rounds: int
+) -> None:
+    """Random arrivals (late, on time, ahead) and clock jumps, in small batches and in large ones
+    spread over many seconds; compare with brute force."""
     rng = random.Random(seed)
     spans = (5, 20, 60)
     w = SlidingWindows(start_ms=T0, spans_s=spans)
     now = T0
-    kept: list[tuple[int, Counted]] = []  # (bucket second, event)
-    for _ in range(300):
+    kept: list[tuple[int, Counted, int]] = []  # (bucket second, event, latency bin)
+    for _ in range(rounds):
         now += rng.choice([0, 0, 10, 300, 1000, 4000, 30_000])
         w.advance(now)
         now_s = now // 1000
@@ -175,19 +180,22 @@ def test_incremental_windows_equal_a_recount_from_scratch(seed: int) -> None:
                 *rng.choice([("x", "A"), ("x", "B"), (None, None)]),
                 rng.choice([None, "m1", "m2"]),
             )
-            for _ in range(rng.randrange(4))
+            for _ in range(rng.randrange(max_batch))
         ]
         w.add_many(batch, now)
         for e in batch:
             s = min(e.ts // 1000, now_s)
             if s > now_s - spans[-1]:
-                kept.append((s, e))
+                kept.append((s, e, latency_bin((now - e.ts) / 1000)))
         for span in spans:
-            inside = [e for s, e in kept if s > now_s - span]
+            inside = [e for s, e, _ in kept if s > now_s - span]
             got = w.summary(span)
             assert got.events == len(inside)
             assert got.events_by_type == dict(sorted(Counter(e.type for e in inside).items()))
-            users = {e.user for s, e in kept if s > now_s - span}
+            users = {e.user for s, e, _ in kept if s > now_s - span}
+            bins = Counter(b for s, _, b in kept if s > now_s - span)
+            assert got.latency_p99_s == histogram_quantile(bins, 0.99)
+            assert got.latency_p50_s == histogram_quantile(bins, 0.5)
             assert got.distinct_users == len(users)
             clicks = Counter(e.item for e in inside if e.type == "click")
             assert {t.item: t.clicks for t in got.top_items} == dict(clicks.most_common(10))

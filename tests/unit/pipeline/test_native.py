@@ -87,6 +87,53 @@ def test_the_jar_goes_on_the_spark_classpath(tmp_path: Path) -> None:
     assert "spark.jars" not in spark_conf(SparkOptions(var_dir=tmp_path))
 
 
+def test_a_local_master_with_the_jar_uses_the_local_file_system_without_forks(
+    tmp_path: Path,
+) -> None:
+    jar = tmp_path / "parser.jar"
+    conf = spark_conf(SparkOptions(var_dir=tmp_path), jar)
+    assert conf["spark.hadoop.fs.file.impl"] == "recflow.spark.DirectLocalFileSystem"
+    assert conf["spark.hadoop.fs.AbstractFileSystem.file.impl"] == "recflow.spark.DirectLocalFs"
+    assert conf["spark.driver.extraClassPath"] == str(jar.resolve())
+    # Without the jar, or on a cluster (whose executors load jars later), Hadoop's own.
+    assert "spark.hadoop.fs.file.impl" not in spark_conf(SparkOptions(var_dir=tmp_path))
+    cluster = spark_conf(SparkOptions(master="spark://127.0.0.1:7077", var_dir=tmp_path), jar)
+    assert "spark.hadoop.fs.file.impl" not in cluster
+
+
+def test_the_local_file_system_sets_permissions_and_sees_links_as_hadoop_does(
+    spark: Any, tmp_path: Path
+) -> None:
+    jvm = spark.sparkContext._jvm
+    conf = spark.sparkContext._jsc.hadoopConfiguration()
+    hadoop = jvm.org.apache.hadoop.fs
+    local = hadoop.FileSystem.getLocal(conf)
+    assert local.getRaw().getClass().getName() == "recflow.spark.DirectLocalFileSystem$Raw"
+    context = hadoop.FileContext.getLocalFSFileContext(conf)
+    assert "DirectLocalFs" in context.getDefaultFileSystem().getClass().getName()
+
+    target = tmp_path / "dir" / "file.txt"
+    mode = jvm.org.apache.hadoop.fs.permission.FsPermission.createImmutable(0o640)
+    local.mkdirs(
+        hadoop.Path(str(target.parent)),
+        jvm.org.apache.hadoop.fs.permission.FsPermission.createImmutable(0o750),
+    )
+    local.getRaw().create(hadoop.Path(str(target)), mode, False, 4096, 1, 1 << 20, None).close()
+    assert stat.S_IMODE(target.stat().st_mode) == 0o640
+    assert stat.S_IMODE(target.parent.stat().st_mode) == 0o750
+
+    link = tmp_path / "link.txt"
+    link.symlink_to(target)
+    assert local.getRaw().getFileLinkStatus(hadoop.Path(str(link))).isSymlink()
+    assert not local.getRaw().getFileLinkStatus(hadoop.Path(str(target))).isSymlink()
+    renamed = tmp_path / "dir" / "renamed.txt"
+    rename = jvm.org.apache.hadoop.fs.Options.Rename
+    overwrite = spark.sparkContext._gateway.new_array(rename, 1)
+    overwrite[0] = rename.OVERWRITE
+    context.rename(hadoop.Path(str(target)), hadoop.Path(str(renamed)), overwrite)
+    assert renamed.is_file() and not target.exists()
+
+
 def canonical_records(rng: random.Random, n: int) -> list[str]:
     out = []
     for i in range(n):
