@@ -357,7 +357,8 @@ def main() -> None:
             delete_topic(bootstrap, topic)
         else:
             out.update(measure_files(spark, work, args, file_events))
-        out["target_events_per_s"] = 100_000
+        out["target_events_per_s"] = 150_000
+        out["target_min_events_per_s"] = 120_000
         load = os.getloadavg()[0]
         out["load_avg_1m"] = round(load, 2)
     finally:
