@@ -72,30 +72,6 @@ def _frame(
     return frame_to_spark(spark, frame)
 
 
-def train_als(
-    data: RatingsParams,
-    spec: AlgoSpec,
-    settings: Settings,
-    *,
-    weights: InteractionWeights | None = None,
-    validate_k: int = 0,
-    seed: int = 0,
-) -> tuple[FactorModel, ALSValidation | None]:
-    """Fit ``spec`` (``als``) on ``data``; with ``validate_k`` ≥ 2, k-fold validation first."""
-    params = als_params(spec)
-    tuning = tuning_from_settings(settings)
-    spark = als_session(settings)
-    frame = _frame(spark, data, weights or InteractionWeights(), params.implicit, settings)
-    prepared = prepare(frame, "confidence" if params.implicit else "rating", tuning)
-    try:
-        validation = None
-        if validate_k >= 2:
-            validation = _cross_validate(prepared, params, tuning, k=validate_k, seed=seed)
-        return fit_prepared(prepared, params, tuning), validation
-    finally:
-        prepared.release()
-
-
 MetricRow = tuple[str, int | None, str, float | None]
 
 

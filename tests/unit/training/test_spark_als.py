@@ -16,9 +16,7 @@ from backend.training.sources import RatingsParams
 from backend.training.spark_als import (
     als_params,
     search_als,
-    train_als,
     validate_als,
-    validation_metrics,
 )
 from tests.unit.training.test_implicit_jobs import run, write_click_lake
 
@@ -32,19 +30,29 @@ def test_als_is_an_algorithm_with_spark_parameters() -> None:
         AlgoSpec("als", {"n_factors": 4})
 
 
-def test_train_als_validates_and_fits_on_spark(tmp_path: Path) -> None:
-    settings = Settings(data_dir=tmp_path, spark_master="local[2]", als_partitions=2)
-    data = RatingsParams(format="synthetic", n_users=60, n_items=40, n_ratings=1200, rank=3)
-    spec = AlgoSpec("als", {"rank": 3, "max_iter": 8, "reg_param": 0.05})
-    model, cv = train_als(data, spec, settings, validate_k=3)
+def test_the_train_job_validates_and_fits_explicit_and_implicit_als(settings: Settings) -> None:
+    settings = settings.model_copy(update={"spark_master": "local[2]", "als_partitions": 2})
+    data = {"format": "synthetic", "n_users": 60, "n_items": 40, "n_ratings": 1200, "rank": 3}
+    result = run(
+        settings,
+        "train",
+        {"data": data, "version": "als-explicit", "validate_k": 3,
+         "model": {"algorithm": "als", "params": {"rank": 3, "max_iter": 8, "reg_param": 0.05}}},
+    )  # fmt: skip
+    metrics = result["metrics"]
+    assert metrics["cv_k"] == 3 and 0 < metrics["cv_rmse"] < 1.5 and np.isfinite(metrics["cv_mae"])
+    model = load_artifact(settings.models_dir / "als-explicit").model
     assert model.algorithm == "als" and model.params["feedback"] == "explicit"
     assert model.n_users == 60 and model.item_factors.shape[1] == 3
-    assert cv is not None and len(cv.folds) == 3
-    metrics = validation_metrics(cv)
-    assert 0 < metrics["cv_rmse"] < 1.5 and np.isfinite(metrics["cv_mae"])
-    implicit = AlgoSpec("als", {"rank": 3, "implicit": True, "alpha": 2.0})
-    model, cv = train_als(data, implicit, settings)
-    assert cv is None and model.params["feedback"] == "implicit"
+    result = run(
+        settings,
+        "train",
+        {"data": data, "version": "als-implicit",
+         "model": {"algorithm": "als", "params": {"rank": 3, "implicit": True, "alpha": 2.0}}},
+    )  # fmt: skip
+    assert "cv_rmse" not in result["metrics"]
+    model = load_artifact(settings.models_dir / "als-implicit").model
+    assert model.params["feedback"] == "implicit"
 
 
 def test_validate_als_gives_a_row_per_fold_and_the_means(tmp_path: Path) -> None:
