@@ -189,9 +189,16 @@ def serve(
     the simulator shares), else from the active model; ``experiment`` and ``variant`` say which
     (null outside any experiment), ``recommendation_id`` names the answer, and ``source`` is
     ``computed`` (``serve_read`` may answer ``precomputed``)."""
+    return _assigner(holder, exclude, category).answer(user_id, n, exclude_seen)
+
+
+def _assigner(
+    holder: ModelHolder, exclude: list[str] | None, category: list[str] | None
+) -> _Assigner:
+    """The request's router over what the holder serves now (one consistent view)."""
     view = holder.view
     sm = view.active if view.active is not None else active(holder)
-    return _Assigner(sm, view.experiment, exclude, category).answer(user_id, n, exclude_seen)
+    return _Assigner(sm, view.experiment, exclude, category)
 
 
 async def serve_read(
@@ -209,9 +216,7 @@ async def serve_read(
     Filters a list cannot honour (``exclude``, ``category``), the popular strategy and users the
     model does not know (the popularity fallback) are always computed, with no Redis read.
     """
-    view = holder.view
-    sm = view.active if view.active is not None else active(holder)
-    assigner = _Assigner(sm, view.experiment, exclude, category)
+    assigner = _assigner(holder, exclude, category)
     if exclude or category:
         return assigner.answer(user_id, n, exclude_seen)
     routed = assigner.route(user_id)
@@ -235,11 +240,9 @@ def serve_batch(
     category: list[str] | None,
 ) -> dict[str, Any]:
     """``serve`` each user, in order (``BatchOut``; its ``model_version`` is the active one)."""
-    view = holder.view
-    sm = view.active if view.active is not None else active(holder)
-    assigner = _Assigner(sm, view.experiment, exclude, category)
+    assigner = _assigner(holder, exclude, category)
     results = [assigner.answer(u, n, exclude_seen) for u in users]
-    return {"model_version": sm.version, "results": results}
+    return {"model_version": assigner.sm.version, "results": results}
 
 
 def recommend_for(
