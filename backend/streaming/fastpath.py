@@ -42,7 +42,7 @@ from backend.streaming.events import (
     ValidationRules,
     field_spec,
 )
-from backend.streaming.validation import validate_event
+from backend.streaming.validation import ts_rejection, validate_event
 
 
 def _chars(char_class: str) -> str:
@@ -188,24 +188,9 @@ def _cross_field_reason(
         return Rejected(
             "rating_out_of_scale", "rating", f"rating {rating} is outside [{low}, {high}]", raw
         )
-    ts = ev.ts
-    skew = rules.max_future_skew_ms
-    if ts > now_ms + skew:
-        return Rejected(
-            "ts_too_far_future",
-            "ts",
-            f"ts is {ts - now_ms} ms ahead of now (at most {skew} ms allowed)",
-            raw,
-        )
-    max_age = rules.max_age_ms
-    if ts < 0 or (max_age is not None and ts < now_ms - max_age):
-        return Rejected(
-            "ts_too_far_past",
-            "ts",
-            "ts must be epoch milliseconds >= 0"
-            + ("" if max_age is None else f" and at most {max_age} ms before now"),
-            raw,
-        )
+    late = ts_rejection(ev.ts, now_ms, rules)
+    if late is not None:
+        return Rejected(late[0], "ts", late[1], raw)
     sent_at = ev.sent_at
     assert sent_at is not None  # the only rule left that can fail
     return Rejected(
