@@ -6,9 +6,12 @@ Prints ONE JSON line:
   and dedupe on), availableNow, wall time of the query (start, all micro-batches, stop) on a
   warm JVM: the median of ``--repeats`` runs, each from a fresh checkpoint (all runs in
   ``events_per_s_runs``, the slowest in ``min_events_per_s``), after ``--warmup-runs``
-  unmeasured runs on the same topic (the JIT keeps compiling hot code over the first few
-  million records); ``jvm_cpu_s_per_million``: the Spark JVM's CPU time over those runs per
-  million events; ``--jfr PATH`` records the measured runs with Java Flight Recorder;
+  unmeasured runs on the same topic (``warmup_events_per_s_runs``, in order): the JIT keeps
+  compiling the large generated validation code over the first few million records, and on two
+  cores the runs got faster up to about the sixth (56k, 114k, 133k, 144k and 156k events/s
+  for the first five runs of a million, 152k-164k for the next five), hence 5 by default;
+  ``jvm_cpu_s_per_million``: the Spark JVM's CPU time over those runs per million events;
+  ``--jfr PATH`` records the measured runs with Java Flight Recorder;
 * ``kafka_consumer_perf_per_s``: Kafka's own ConsumerPerformance on the same topic
   (``scripts/kafka.sh perf``), the ceiling for reading it;
 * ``aiokafka_count_per_s``: a Python aiokafka consumer that only counts the records;
@@ -270,7 +273,9 @@ def main() -> None:
     parser.add_argument("--driver-memory", default="4g")
     parser.add_argument("--gc", choices=["parallel", "g1"], default="parallel", help="JVM GC")
     parser.add_argument("--repeats", type=int, default=5, help="tuned Kafka runs (median)")
-    parser.add_argument("--warmup-runs", type=int, default=2, help="unmeasured Kafka runs")
+    parser.add_argument(
+        "--warmup-runs", type=int, default=5, help="unmeasured Kafka runs (JIT warm-up)"
+    )
     parser.add_argument("--malformed-events", type=int, default=300_000)
     parser.add_argument("--malformed-fraction", type=float, default=0.005)
     parser.add_argument("--skip-untuned", action="store_true", help="skip the knob comparisons")
@@ -318,9 +323,10 @@ def main() -> None:
             source = KafkaSource(bootstrap, topic, args.max_offsets_per_trigger)
             tuned = IngestOptions(source, work / "lake-kafka", work / "cp-kafka")
             # Warm the Kafka path too: the first passes over a large topic compile the hot code.
-            for _ in range(args.warmup_runs):
-                ingest_once(spark, tuned)
+            # The rates of the warm-up runs, in order, show the JIT reaching its steady state.
+            warmup = [ingest_once(spark, tuned).events_per_s for _ in range(args.warmup_runs)]
             out["warmup_runs"] = args.warmup_runs
+            out["warmup_events_per_s_runs"] = [round(r) for r in warmup]
             if args.jfr:
                 flight_recording(spark, "start", args.jfr)
             cpu_before = jvm_cpu_s(spark)

@@ -64,7 +64,8 @@ def contract_spec() -> str:
     kind is ``s``, ``i`` or ``n`` (string, integer, number); rule is ``=v`` (the supported
     version), ``e:a/b`` (the event types), ``id:N:C`` (1-N characters of the field's character
     class, whose body is ``C``), ``id:N:C:F`` (the same, the first character also of the class
-    whose body is ``F``) or empty.
+    whose body is ``F``), ``len:N`` (1-N characters, for other strings with a maximum length)
+    or empty.
     """
     return ";".join(f"{s.name}|{s.kind[0]}|{int(s.required)}|{_rule(s)}" for s in FIELDS)
 
@@ -79,6 +80,8 @@ def _rule(spec: FieldSpec) -> str:
         if spec.first_chars is not None:
             rule += f":{_class_body(spec.first_chars)}"
         return rule
+    if spec.kind == "string" and spec.max_length is not None:
+        return f"len:{spec.max_length}"
     return ""
 
 

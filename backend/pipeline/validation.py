@@ -190,7 +190,7 @@ def _projections(
             },
         }
     )
-    before, at_clock, after, reasons, fields = _first_failure(rules, now_ms)
+    before, at_clock, after, reasons, fields = _first_failure(rules, now_ms, use_native)
     stages.append({"_before": before, "_after": after})
     # After ``before_clock``: the checks that need the clock, then the first failing check.
     late: list[dict[str, Column]] = [
@@ -268,11 +268,15 @@ def _value_pattern(spec: FieldSpec) -> str:
 
 
 def _first_failure(
-    rules: ValidationRules, now_ms: Column
+    rules: ValidationRules, now_ms: Column, native: bool = False
 ) -> tuple[Column, Column, Column, Column, Column]:
     """The index of the first failing check (null: none) among the checks before those that
     need the clock, among those, and among the checks after them; and the reasons and fields
-    by index. The first failing check of a record is the first non-null of the three."""
+    by index. The first failing check of a record is the first non-null of the three.
+
+    ``native``: canonical records are recognised by the JVM parser, which also checks the
+    length of every string with a maximum (``native.contract_spec``), so those checks are
+    proven too; the regular expression proves the lengths of ids only."""
     from pyspark.sql import functions as F
 
     def kind(name: str) -> Column:
@@ -326,7 +330,7 @@ def _first_failure(
             bad = ~col.rlike(rf"\A{spec.id_regex()}\z")
         else:
             bad = (F.char_length(col) < 1) | (F.char_length(col) > spec.max_length)
-        checks.append((present(spec.name) & bad, "bad_id", spec.name, spec.id_like))
+        checks.append((present(spec.name) & bad, "bad_id", spec.name, spec.id_like or native))
     checks += [
         (
             present("rating") & (event_type != F.lit("rating")),

@@ -116,8 +116,9 @@ class BatchWriter:
             *FIELD_NAMES,
             "ingested_at",
             "source_ref",
-            # The event's UTC date (the session time zone); cheaper than date_format.
-            F.to_date("ts").cast("string").alias("dt"),
+            # The event's UTC date (the session time zone). A date column: Spark names the
+            # directory dt=yyyy-MM-dd as it would for the string, which it would format per row.
+            F.to_date("ts").alias("dt"),
         )
         self._write_table(valid, stage / layout.EVENTS)
         observed = observation.get

@@ -20,6 +20,7 @@ from backend.pipeline import native
 from backend.pipeline.spark import SparkOptions, spark_conf
 from backend.pipeline.validation import with_validation
 from backend.streaming.events import (
+    EVENT_ID_MAX_LENGTH,
     EVENT_TYPES,
     FIELD_NAMES,
     FIELDS,
@@ -44,6 +45,9 @@ def test_the_contract_spec_lists_every_field_in_order() -> None:
             assert rule == "id:64:A-Za-z0-9._-:A-Za-z0-9"
         elif spec.id_like:
             assert rule == f"id:{spec.max_length}:A-Za-z0-9_-"
+        elif spec.kind == "string" and spec.max_length is not None:
+            # The parser checks the length, so canonical records skip Spark's length check.
+            assert rule == f"len:{spec.max_length}"
     assert dict((e[0], e[3]) for e in entries)["type"] == "e:" + "/".join(EVENT_TYPES)
     assert dict((e[0], e[3]) for e in entries)["schema_version"] == "=1"
 
@@ -269,6 +273,9 @@ def test_the_parser_reads_exactly_what_from_json_reads(spark: Any) -> None:
         '{"schema_version":1,"event_id":"e","user":"u","item":"i","type":"view"}',
         '{"schema_version":1,"event_id":"e","user":"u","item":"i","type":"view","ts":1,"x":1}',
         '{"schema_version":1,"event_id":"e","user":"","item":"i","type":"view","ts":1}',
+        '{"schema_version":1,"event_id":"","user":"u","item":"i","type":"view","ts":1}',
+        '{"schema_version":1,"event_id":"' + "e" * (EVENT_ID_MAX_LENGTH + 1) + '","user":"u",'
+        '"item":"i","type":"view","ts":1}',
         '{"schema_version":1,"event_id":"e","user":"u","item":"i","type":"view",'
         '"model_version":"-v1","ts":1}',
         '{"schema_version":1,"event_id":"e","user":"u","item":"i","type":"view",'

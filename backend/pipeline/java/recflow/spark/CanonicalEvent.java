@@ -24,8 +24,8 @@ import org.apache.spark.sql.api.java.UDF2;
  * {@code name|kind|required|rule} with kind {@code s}, {@code i} or {@code n} (string, integer,
  * number), required {@code 1} or {@code 0}, and rule empty, {@code =v} (the only allowed
  * integer), {@code e:a/b/c} (one of these strings), {@code id:N:C} (1 to N characters of the
- * ASCII character class {@code [C]}, e.g. {@code A-Za-z0-9_-}) or {@code id:N:C:F} (the same, and
- * the first character also of the class {@code [F]}).
+ * ASCII character class {@code [C]}, e.g. {@code A-Za-z0-9_-}), {@code id:N:C:F} (the same, and
+ * the first character also of the class {@code [F]}) or {@code len:N} (1 to N characters).
  */
 public final class CanonicalEvent implements UDF2<byte[], byte[], Row> {
   private static final long serialVersionUID = 1L;
@@ -46,6 +46,7 @@ public final class CanonicalEvent implements UDF2<byte[], byte[], Row> {
     final int idMax;
     final boolean[] idChars;
     final boolean[] idFirst;
+    final int lenMax;
 
     Field(String entry) {
       String[] parts = entry.split("\\|", -1);
@@ -79,6 +80,7 @@ public final class CanonicalEvent implements UDF2<byte[], byte[], Row> {
         idChars = null;
         idFirst = null;
       }
+      lenMax = rule.startsWith("len:") ? Integer.parseInt(rule.substring(4)) : 0;
     }
 
     /** The ASCII characters of a regex class body of single characters and ranges. */
@@ -273,6 +275,10 @@ public final class CanonicalEvent implements UDF2<byte[], byte[], Row> {
               return -1;
             }
           }
+        }
+        // Plain ASCII (stringEnd): a byte is a character.
+        if (f.lenMax > 0 && (to - from < 1 || to - from > f.lenMax)) {
+          return -1;
         }
         values[k] = Arrays.copyOfRange(b, from, to);
         return end;
