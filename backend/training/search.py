@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import math
 import time
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
@@ -203,35 +204,17 @@ def run(ctx: JobContext, p: SearchParams) -> dict[str, Any]:
             )
         st.rows_out = len(result.trials)
     trials = [
-        {
-            "index": t.index,
-            "params": t.params,
-            "rmse": t.rmse,
-            "rmse_std": t.rmse_std,
-            "mae": t.mae,
-            "mpe": t.mpe,
-            "fit_seconds": t.fit_seconds,
-            "wall_seconds": t.wall_seconds,
-        }
+        _rating_trial(
+            t.index, t.params, t.rmse, t.rmse_std, t.mae, t.mpe, t.fit_seconds, t.wall_seconds
+        )
         for t in result.trials
     ]
-    rows: list[tuple[str, int | None, str, float | None]] = []
-    for t in result.trials:
-        rows += [
-            (f"trial-{t.index}", None, "rmse", t.rmse),
-            (f"trial-{t.index}", None, "mae", t.mae),
-        ]
-    with ctx.stage("store", rows_in=len(rows)), session_scope(ctx.settings.sqlalchemy_url) as s:
-        repo.add_metrics(s, ctx.job_id, None, rows)
-    best = result.best
-    return {
-        "algorithm": result.algorithm,
-        "strategy": result.strategy,
-        "k": result.k,
-        "best": {"params": best.params, "rmse": best.rmse, "mae": best.mae, "index": best.index},
-        "trials": sorted(trials, key=lambda t: t["rmse"]),
-        "total_seconds": result.total_seconds,
-    }
+    _store(ctx, trials, ("rmse", "mae"))
+    return (
+        {"algorithm": result.algorithm, "strategy": result.strategy}
+        | _rating_result(trials, result.best.index, result.k)
+        | {"total_seconds": result.total_seconds}
+    )
 
 
 def _run_implicit(ctx: JobContext, p: SearchParams) -> dict[str, Any]:
@@ -239,15 +222,11 @@ def _run_implicit(ctx: JobContext, p: SearchParams) -> dict[str, Any]:
         interactions = load_interactions(p.data, p.feedback, ctx.settings)
         st.rows_out = len(interactions.frame)
         st.extra["source"] = interactions.source
-    if p.strategy == "grid":
-        combos = grid_combos(p.grid)
-    else:
-        combos = random_combos({k: d.to_core() for k, d in p.space.items()}, p.n_trials, p.seed)
     k = p.ranking.k
     with ctx.stage("search", rows_in=len(interactions.frame)) as st:
         result = ranking_search(
             interactions.frame,
-            combos,
+            _combos(p),
             algorithm=p.algorithm,
             fixed=p.fixed,
             strategy=p.strategy,
@@ -256,48 +235,20 @@ def _run_implicit(ctx: JobContext, p: SearchParams) -> dict[str, Any]:
             progress=scaled(ctx.progress, 0.02, 0.96),
         )
         st.rows_out = len(result.trials)
-    trials = [
-        {
-            "index": t.index,
-            "params": t.params,
-            f"ndcg@{k}": t.ndcg,
-            f"precision@{k}": t.precision,
-            f"recall@{k}": t.recall,
-            f"map@{k}": t.map,
-            "hit_rate": t.hit_rate,
-            "coverage": t.coverage,
-            "fit_seconds": t.fit_seconds,
-        }
-        for t in result.trials
-    ]
-    rows: list[tuple[str, int | None, str, float | None]] = []
-    for t in result.trials:
-        rows += [
-            (f"trial-{t.index}", None, f"ndcg@{k}", t.ndcg),
-            (f"trial-{t.index}", None, f"precision@{k}", t.precision),
-        ]
-    with ctx.stage("store", rows_in=len(rows)), session_scope(ctx.settings.sqlalchemy_url) as s:
-        repo.add_metrics(s, ctx.job_id, None, rows)
-    best = result.best
-    return {
-        "algorithm": result.algorithm,
-        "strategy": result.strategy,
-        "metric": f"ndcg@{k}",
-        "n_test": result.n_test,
-        "best": {"params": best.params, f"ndcg@{k}": best.ndcg, "index": best.index},
-        "trials": sorted(trials, key=lambda t: (-t[f"ndcg@{k}"], t["index"])),
-        "total_seconds": result.total_seconds,
-    }
+    trials = [_ranking_trial(t.index, t.params, k, vars(t), t.fit_seconds) for t in result.trials]
+    _store(ctx, trials, (f"ndcg@{k}", f"precision@{k}"))
+    return (
+        {"algorithm": result.algorithm, "strategy": result.strategy}
+        | _ranking_result(trials, result.best.index, k, result.n_test)
+        | {"total_seconds": result.total_seconds}
+    )
 
 
 def _run_als(ctx: JobContext, p: SearchParams) -> dict[str, Any]:
     """Spark ALS: every trial over one prepared Spark frame, reported as the others are."""
     from backend.training.spark_als import search_als
 
-    if p.strategy == "grid":
-        combos = grid_combos(p.grid)
-    else:
-        combos = random_combos({k: d.to_core() for k, d in p.space.items()}, p.n_trials, p.seed)
+    combos = _combos(p)
     fb = p.feedback or FeedbackParams()
     k = p.ranking.k
     started = time.perf_counter()
@@ -309,46 +260,100 @@ def _run_als(ctx: JobContext, p: SearchParams) -> dict[str, Any]:
         )  # fmt: skip
         st.rows_out = len(trials)
     best = best_trial(trials)
-    implicit = best.params.implicit
     params = [{**p.fixed, **combo} for combo in combos]
-    rows: list[tuple[str, int | None, str, float | None]] = []
-    listed: list[dict[str, Any]] = []
-    for t in trials:
-        m = t.metrics
-        if implicit:
-            names = (("ndcg", f"ndcg@{k}"), ("precision", f"precision@{k}"))
-            listed.append(
-                {"index": t.index, "params": params[t.index], "fit_seconds": t.fit_seconds}
-                | {f"{n}@{k}": m[n] for n in ("ndcg", "precision", "recall", "map")}
-                | {"hit_rate": m["hit_rate"], "coverage": m["coverage"]}
+    out: dict[str, Any] = {"algorithm": "als", "strategy": p.strategy}
+    if best.params.implicit:
+        listed = [
+            _ranking_trial(t.index, params[t.index], k, t.metrics, t.fit_seconds) for t in trials
+        ]
+        _store(ctx, listed, (f"ndcg@{k}", f"precision@{k}"))
+        out |= _ranking_result(listed, best.index, k, p.ranking.n_test)
+    else:
+        listed = [
+            _rating_trial(
+                t.index, params[t.index], t.metrics["rmse"], t.metrics["rmse_std"],
+                t.metrics["mae"], None, t.fit_seconds, t.fit_seconds,
             )
-        else:
-            names = (("rmse", "rmse"), ("mae", "mae"))
-            listed.append(
-                {"index": t.index, "params": params[t.index], "rmse": m["rmse"],
-                 "rmse_std": m["rmse_std"], "mae": m["mae"], "mpe": None,
-                 "fit_seconds": t.fit_seconds, "wall_seconds": t.fit_seconds}
-            )  # fmt: skip
-        rows += [(f"trial-{t.index}", None, stored, m[name]) for name, stored in names]
+            for t in trials
+        ]  # fmt: skip
+        _store(ctx, listed, ("rmse", "mae"))
+        out |= _rating_result(listed, best.index, p.k)
+    return out | {"total_seconds": time.perf_counter() - started}
+
+
+def _combos(p: SearchParams) -> list[dict[str, Any]]:
+    """The configurations to try: every one of the grid, or ``n_trials`` seeded random draws."""
+    if p.strategy == "grid":
+        return grid_combos(p.grid)
+    return random_combos({k: d.to_core() for k, d in p.space.items()}, p.n_trials, p.seed)
+
+
+def _rating_trial(
+    index: int,
+    params: dict[str, Any],
+    rmse: float,
+    rmse_std: float,
+    mae: float,
+    mpe: float | None,
+    fit_seconds: float,
+    wall_seconds: float,
+) -> dict[str, Any]:
+    """A trial scored by k-fold RMSE, as the job reports it."""
+    return {
+        "index": index,
+        "params": params,
+        "rmse": rmse,
+        "rmse_std": rmse_std,
+        "mae": mae,
+        "mpe": mpe,
+        "fit_seconds": fit_seconds,
+        "wall_seconds": wall_seconds,
+    }
+
+
+def _ranking_trial(
+    index: int, params: dict[str, Any], k: int, metrics: Mapping[str, Any], fit_seconds: float
+) -> dict[str, Any]:
+    """A trial scored by hold-out ranking metrics (``metrics`` by their plain names), as the
+    job reports it."""
+    return (
+        {"index": index, "params": params}
+        | {f"{n}@{k}": metrics[n] for n in ("ndcg", "precision", "recall", "map")}
+        | {"hit_rate": metrics["hit_rate"], "coverage": metrics["coverage"]}
+        | {"fit_seconds": fit_seconds}
+    )
+
+
+def _store(ctx: JobContext, trials: list[dict[str, Any]], names: tuple[str, str]) -> None:
+    """Store the ``names`` metrics of every trial as the job's metrics (``trial-<index>``)."""
+    rows: list[tuple[str, int | None, str, float | None]] = [
+        (f"trial-{t['index']}", None, name, t[name]) for t in trials for name in names
+    ]
     with ctx.stage("store", rows_in=len(rows)), session_scope(ctx.settings.sqlalchemy_url) as s:
         repo.add_metrics(s, ctx.job_id, None, rows)
-    out: dict[str, Any] = {"algorithm": "als", "strategy": p.strategy}
-    if implicit:
-        out |= {
-            "metric": f"ndcg@{k}",
-            "n_test": p.ranking.n_test,
-            "best": {"params": params[best.index], f"ndcg@{k}": best.metrics["ndcg"],
-                     "index": best.index},
-            "trials": sorted(listed, key=lambda t: (-t[f"ndcg@{k}"], t["index"])),
-        }  # fmt: skip
-    else:
-        out |= {
-            "k": p.k,
-            "best": {"params": params[best.index], "rmse": best.metrics["rmse"],
-                     "mae": best.metrics["mae"], "index": best.index},
-            "trials": sorted(listed, key=lambda t: (t["rmse"], t["index"])),
-        }  # fmt: skip
-    return out | {"total_seconds": time.perf_counter() - started}
+
+
+def _rating_result(trials: list[dict[str, Any]], best: int, k: int) -> dict[str, Any]:
+    """The fold count, the best trial (``best`` is its index) and the trials by RMSE."""
+    top = next(t for t in trials if t["index"] == best)
+    return {
+        "k": k,
+        "best": {"params": top["params"], "rmse": top["rmse"], "mae": top["mae"], "index": best},
+        "trials": sorted(trials, key=lambda t: (t["rmse"], t["index"])),
+    }
+
+
+def _ranking_result(trials: list[dict[str, Any]], best: int, k: int, n_test: int) -> dict[str, Any]:
+    """The metric, the hold-out size, the best trial (``best`` is its index) and the trials by
+    NDCG, highest first."""
+    top = next(t for t in trials if t["index"] == best)
+    metric = f"ndcg@{k}"
+    return {
+        "metric": metric,
+        "n_test": n_test,
+        "best": {"params": top["params"], metric: top[metric], "index": best},
+        "trials": sorted(trials, key=lambda t: (-t[metric], t["index"])),
+    }
 
 
 KIND = JobKind(

@@ -106,6 +106,11 @@ def test_the_search_job_scores_implicit_als_by_holdout_ndcg(settings: Settings) 
     scores = [t["ndcg@10"] for t in result["trials"]]
     assert scores == sorted(scores, reverse=True) and result["best"]["ndcg@10"] == scores[0]
     assert result["best"]["params"]["implicit"] is True
+    # The same trial shape as the implicit package's search (test_search_job).
+    assert list(result["trials"][0]) == [
+        "index", "params", "ndcg@10", "precision@10", "recall@10", "map@10", "hit_rate",
+        "coverage", "fit_seconds",
+    ]  # fmt: skip
 
 
 def test_the_search_job_scores_explicit_als_by_cv_rmse(settings: Settings) -> None:
@@ -119,6 +124,9 @@ def test_the_search_job_scores_explicit_als_by_cv_rmse(settings: Settings) -> No
     )  # fmt: skip
     rmses = [t["rmse"] for t in result["trials"]]
     assert rmses == sorted(rmses) and result["best"]["params"]["reg_param"] == 0.05
+    assert set(result["trials"][0]) == {
+        "index", "params", "rmse", "rmse_std", "mae", "mpe", "fit_seconds", "wall_seconds",
+    }  # fmt: skip
 
 
 def test_train_als_on_the_lake_reads_it_with_spark_only(
