@@ -207,14 +207,14 @@ def phase_quality(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def write_scale_data(path: Path, n: int, n_users: int, n_items: int, seed: int = 0) -> int:
-    """Random interactions as ``implicit_figures.scale_implicit_package_s`` draws them."""
+    """``implicit_figures.random_interactions`` as a Parquet file of (user, item, confidence),
+    repeated pairs added up; returns the number of distinct pairs."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    rng = np.random.default_rng(seed)
-    weights = (rng.permutation(n_items) + 1.0) ** -0.8
-    users = rng.integers(0, n_users, n)
-    items = rng.choice(n_items, size=n, p=weights / weights.sum())
+    from backend.recsys.implicit_figures import random_interactions
+
+    users, items = random_interactions(n_users, n_items, n, seed)
     frame = pd.DataFrame({"user": users, "item": items})
     frame = frame.groupby(["user", "item"], sort=False).size().reset_index(name="confidence")
     frame["confidence"] = frame["confidence"].astype(np.float32)

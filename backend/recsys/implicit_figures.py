@@ -102,6 +102,18 @@ def ndcg10_implicit_synthetic(seed: int = 11) -> tuple[float, dict[str, Any]]:
     return tuned_ndcg10(synthetic_click_interactions(seed=seed), SYNTHETIC_GRID)
 
 
+def random_interactions(
+    n_users: int, n_items: int, n: int, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` random (user, item) interactions as two index arrays: users uniform, items by a
+    Zipf-like popularity (exponent 0.8) over a seeded random order of the items."""
+    rng = np.random.default_rng(seed)
+    weights = (rng.permutation(n_items) + 1.0) ** -0.8
+    users = rng.integers(0, n_users, n)
+    items = rng.choice(n_items, size=n, p=weights / weights.sum())
+    return users, items
+
+
 def scale_implicit_package_s(
     n_users: int = 1_000_000,
     n_items: int = 100_000,
@@ -112,16 +124,10 @@ def scale_implicit_package_s(
     num_threads: int = 0,
     seed: int = 0,
 ) -> float:
-    """Seconds the implicit package's ALS takes to fit random interactions of that size.
-
-    Items are drawn by a Zipf-like popularity (exponent 0.8), users uniformly; repeated pairs
-    add up. Only the fit is timed (float32, conjugate gradient, ``num_threads`` 0 = all cores).
-    """
-    rng = np.random.default_rng(seed)
-    ranks = rng.permutation(n_items) + 1.0
-    weights = ranks**-0.8
-    users = rng.integers(0, n_users, n_interactions)
-    items = rng.choice(n_items, size=n_interactions, p=weights / weights.sum())
+    """Seconds the implicit package's ALS takes to fit ``random_interactions`` of that size
+    (repeated pairs add up). Only the fit is timed (float32, conjugate gradient,
+    ``num_threads`` 0 = all cores)."""
+    users, items = random_interactions(n_users, n_items, n_interactions, seed)
     matrix = sp.csr_matrix(
         (np.ones(n_interactions, dtype=np.float32), (users, items)), shape=(n_users, n_items)
     )
